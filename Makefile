@@ -1,0 +1,44 @@
+# The README's two commands: `make run` (the main job, embedded) and `make test` (the whole suite).
+# Both set themselves up: a .venv with the pinned CPU stack, installed once per change of the requirements.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+OMNIRT := $(VENV)/bin/omnirt
+STAMP := $(VENV)/.installed
+DEMO_MODELS := .omnirt/models
+export OMP_NUM_THREADS ?= 1
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: install run test lint docs clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(PY) setup.cfg setup.py requirements-dev.txt
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt -e '.[runtime,server,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+$(DEMO_MODELS)/sd15/model_index.json: $(STAMP)
+	$(OMNIRT) make-tiny sd15 $(DEMO_MODELS)/sd15
+
+run: $(STAMP) $(DEMO_MODELS)/sd15/model_index.json
+	$(OMNIRT) generate --task text2image --model sd15 --models-dir $(DEMO_MODELS) \
+		--prompt "a cat" --num-inference-steps 2 --seed 7 --out outputs --json \
+		| $(PY) -c 'import json,sys; print(json.load(sys.stdin)["outputs"][0]["path"])'
+
+test: $(STAMP)
+	$(PY) -m ruff check omnirt tests
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check omnirt tests
+
+docs: $(STAMP)
+	$(OMNIRT) models --format markdown > docs/models.md
+
+clean:
+	rm -rf $(VENV) .omnirt outputs .pytest_cache

@@ -1,0 +1,334 @@
+"""The ``omnirt`` command line (click): models, validate, generate, make-tiny.
+
+Exit codes: 0 success, 2 a bad request (unknown model, invalid input), 1 a runtime failure. Errors are one line on
+stderr; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from omnirt.contracts.errors import ModelNotRegisteredError, OmniRTError, RequestValidationError
+from omnirt.contracts.types import BACKENDS, TASKS, GenerateRequest
+from omnirt.registry.presets import PRESETS
+
+EXIT_RUNTIME_ERROR = 1
+EXIT_BAD_REQUEST = 2
+
+# (option name, destination: "inputs" | "config", click type)
+REQUEST_OPTIONS: tuple[tuple[str, str, Any], ...] = (
+    ("prompt", "inputs", str),
+    ("negative-prompt", "inputs", str),
+    ("image", "inputs", str),
+    ("mask", "inputs", str),
+    ("audio", "inputs", str),
+    ("reference-text", "inputs", str),
+    ("num-inference-steps", "config", int),
+    ("guidance-scale", "config", float),
+    ("true-cfg-scale", "config", float),
+    ("scheduler", "config", str),
+    ("seed", "config", int),
+    ("strength", "config", float),
+    ("width", "config", int),
+    ("height", "config", int),
+    ("num-frames", "config", int),
+    ("fps", "config", float),
+    ("frame-bucket", "config", int),
+    ("decode-chunk-size", "config", int),
+    ("noise-aug-strength", "config", float),
+    ("num-images-per-prompt", "config", int),
+    ("max-sequence-length", "config", int),
+    ("dtype", "config", click.Choice(["fp16", "bf16", "fp32"])),
+    ("preset", "config", click.Choice(PRESETS)),
+    ("model-path", "config", str),
+    ("device-map", "config", str),
+    ("devices", "config", str),
+)
+
+
+def request_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Attach the request flags shared by ``generate`` and ``validate``."""
+    for name, _, kind in reversed(REQUEST_OPTIONS):
+        command = click.option(f"--{name}", type=kind, default=None)(command)
+    decorators = [
+        click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Request file (JSON or YAML)."),
+        click.option("--task", type=click.Choice(TASKS)),
+        click.option("--model"),
+        click.option("--backend", type=click.Choice([*BACKENDS, "cpu-stub"]), default=None),
+        click.option("--size", help="WIDTHxHEIGHT, e.g. 512x512."),
+        click.option("--lora", "loras", multiple=True, help="LoRA adapter PATH[@SCALE]; repeatable."),
+        click.option("--set", "settings", multiple=True, help="Any config key: KEY=VALUE (VALUE parsed as JSON)."),
+        click.option("--debug", is_flag=True, help="Show tracebacks."),
+    ]
+    for decorate in reversed(decorators):
+        command = decorate(command)
+    return command
+
+
+def _json_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def build_request(options: dict[str, Any]) -> GenerateRequest:
+    """Merge a request file (if any) with the flags; flags win."""
+    from omnirt.python_api import as_request
+
+    if options.get("config_file"):
+        base = as_request(options["config_file"]).to_dict()
+    else:
+        base = {"inputs": {}, "config": {}}
+    for key in ("task", "model", "backend"):
+        if options.get(key):
+            base[key] = options[key]
+    for name, destination, _ in REQUEST_OPTIONS:
+        value = options.get(name.replace("-", "_"))
+        if value is not None:
+            base.setdefault(destination, {})[name.replace("-", "_")] = value
+    if options.get("size"):
+        width, _, height = options["size"].lower().partition("x")
+        if not (width.isdigit() and height.isdigit()):
+            raise RequestValidationError(f"--size must be WIDTHxHEIGHT, got {options['size']!r}.")
+        base["config"].update(width=int(width), height=int(height))
+    for setting in options.get("settings") or ():
+        key, sep, value = setting.partition("=")
+        if not sep or not key:
+            raise RequestValidationError(f"--set takes KEY=VALUE, got {setting!r}.")
+        base["config"][key.strip()] = _json_value(value)
+    adapters = []
+    for lora in options.get("loras") or ():
+        path, _, scale = lora.partition("@")
+        adapters.append({"kind": "lora", "path": path, "scale": float(scale) if scale else 1.0})
+    if adapters:
+        base["adapters"] = adapters
+    missing = [key for key in ("task", "model") if not base.get(key)]
+    if missing:
+        raise RequestValidationError(f"Missing --{' and --'.join(missing)} (or a --config request file).")
+    return as_request(base)
+
+
+def fail(exc: BaseException, debug: bool) -> None:
+    """Print one line (plus the traceback with --debug) and exit with the right code."""
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    bad_request = isinstance(exc, (RequestValidationError, ModelNotRegisteredError, click.BadParameter))
+    message = exc.message if isinstance(exc, OmniRTError) else str(exc)
+    code = exc.code if isinstance(exc, OmniRTError) else type(exc).__name__
+    click.echo(f"error: [{code}] {' '.join(message.split())}", err=True)
+    sys.exit(EXIT_BAD_REQUEST if bad_request else EXIT_RUNTIME_ERROR)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="omnirt")
+def main() -> None:
+    """OmniRT: inference runtime for digital humans and multimodal generation."""
+
+
+@main.command()
+@click.argument("model_id", required=False)
+@click.option("--tier", type=click.Choice(["all", "core", "adjacent", "experimental"]), default="all")
+@click.option("--manifest", is_flag=True, help="Print capability manifests (JSON).")
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown"]), default="text")
+def models(model_id: str | None, tier: str, manifest: bool, output_format: str) -> None:
+    """List registered models, or describe one."""
+    from omnirt.registry.manifest import build_manifest, render_markdown
+    from omnirt.registry.registry import get_model, list_available_models, tasks_of
+
+    if model_id is not None:
+        try:
+            specs = [get_model(model_id, task) for task in tasks_of(model_id)] or [get_model(model_id)]
+        except ModelNotRegisteredError as exc:
+            fail(exc, False)
+            return
+    else:
+        specs = list_available_models(include_aliases=output_format == "markdown" or manifest, tier=tier)
+    if manifest:
+        manifests = [build_manifest(spec) for spec in specs]
+        if model_id is not None:
+            payload: Any = manifests[0] if len(manifests) == 1 else {m["task"]: m for m in manifests}
+        else:
+            payload = manifests
+        click.echo(json.dumps(payload, indent=2))
+        return
+    if output_format == "markdown":
+        click.echo(render_markdown(), nl=False)
+        return
+    if output_format == "json":
+        click.echo(json.dumps([_describe(spec) for spec in specs], indent=2))
+        return
+    if model_id is None:
+        for spec in specs:
+            click.echo(f"{spec.id}\t{spec.task}\t{spec.tier}\t{spec.status}\t{spec.capabilities.summary}")
+        return
+    for spec in specs:
+        for key, value in _describe(spec).items():
+            click.echo(f"{key}={json.dumps(value) if isinstance(value, (dict, list)) else value}")
+        click.echo("")
+
+
+def _describe(spec: Any) -> dict[str, Any]:
+    caps = spec.capabilities
+    return {
+        "model": spec.id,
+        "task": spec.task,
+        "status": spec.status,
+        "tier": spec.tier,
+        "maturity": caps.maturity,
+        "hub_id": spec.hub_id,
+        "default_backend": spec.default_backend,
+        "summary": caps.summary,
+        "alias_of": caps.alias_of,
+        "resource_hint": spec.resource_hint,
+        "required_inputs": list(caps.required_inputs),
+        "optional_inputs": list(caps.optional_inputs),
+        "supported_config": list(caps.supported_config),
+        "default_config": caps.default_config,
+        "supported_schedulers": list(caps.supported_schedulers),
+        "presets": list(PRESETS),
+        "adapter_kinds": list(caps.adapter_kinds),
+        "artifact_kind": caps.artifact_kind,
+        "example": caps.example,
+    }
+
+
+@main.command()
+@request_options
+@click.option("--json", "as_json", is_flag=True, help="Print the validation result as JSON.")
+def validate(as_json: bool, debug: bool, **options: Any) -> None:
+    """Check a request against the registry without running it."""
+    try:
+        request = build_request(options)
+        from omnirt.python_api import validate as validate_request
+
+        result = validate_request(request)
+    except OmniRTError as exc:
+        fail(exc, debug)
+        return
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        _print_validation(result)
+    sys.exit(0 if result.ok else EXIT_BAD_REQUEST)
+
+
+def _print_validation(result: Any) -> None:
+    click.echo(f"ok={'true' if result.ok else 'false'}")
+    click.echo(f"task={result.request.task}")
+    click.echo(f"model={result.request.model}")
+    click.echo(f"resolved_backend={result.resolved_backend}")
+    data = result.to_dict()
+    click.echo(f"resolved_inputs={json.dumps(data['resolved_inputs'], sort_keys=True)}")
+    click.echo(f"resolved_config={json.dumps(data['resolved_config'], sort_keys=True)}")
+    for issue in result.issues:
+        click.echo(f"{issue.level}: {issue.message}", err=issue.level == "error")
+
+
+SUMMARY_KEYS = (
+    "model_path",
+    "scheduler",
+    "height",
+    "width",
+    "num_frames",
+    "fps",
+    "num_inference_steps",
+    "guidance_scale",
+    "seed",
+)
+
+
+@main.command()
+@request_options
+@click.option("--dry-run", is_flag=True, help="Validate only.")
+@click.option("--json", "as_json", is_flag=True, help="Print only the GenerateResult as compact JSON.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Directory for the artifacts.")
+@click.option("--models-dir", type=click.Path(file_okay=False), help="Folder of weights, one per model id.")
+def generate(
+    dry_run: bool, as_json: bool, out_dir: str | None, models_dir: str | None, debug: bool, **options: Any
+) -> None:
+    """Run a request in this process and write its artifacts."""
+    try:
+        request = build_request(options)
+        if dry_run:
+            from omnirt.python_api import validate as validate_request
+
+            result = validate_request(request)
+            click.echo(json.dumps(result.to_dict(), indent=2)) if as_json else _print_validation(result)
+            sys.exit(0 if result.ok else EXIT_BAD_REQUEST)
+        from omnirt.runtime.engine import Engine
+
+        engine = Engine(
+            models_dir=Path(models_dir) if models_dir else None, output_dir=Path(out_dir) if out_dir else None
+        )
+        with _StepProgress() as progress:
+            outcome = engine.run(request, on_event=progress.on_event)
+    except Exception as exc:
+        fail(exc, debug)
+        return
+    payload = outcome.to_dict()
+    if as_json:
+        click.echo(json.dumps(payload, separators=(",", ":")))
+        return
+    report = outcome.metadata
+    click.echo(f"run_id={report.run_id}")
+    click.echo(f"model={report.model}")
+    click.echo(f"task={report.task}")
+    click.echo(f"backend={report.backend}")
+    for key in SUMMARY_KEYS:
+        if report.config_resolved.get(key) is not None:
+            click.echo(f"{key}={report.config_resolved[key]}")
+    click.echo(f"artifacts={len(outcome.outputs)}")
+    for artifact in outcome.outputs:
+        click.echo(f"artifact: {artifact.path} ({artifact.mime})")
+    click.echo(json.dumps(payload, indent=2))
+
+
+class _StepProgress:
+    """A progress bar on stderr that follows denoising steps."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+
+    def __enter__(self) -> _StepProgress:
+        return self
+
+    def on_event(self, event: Any) -> None:
+        if event.event != "progress":
+            return
+        total = event.data.get("total") or 0
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label="denoising", file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(1)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+@main.command("make-tiny")
+@click.argument("model_id")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--debug", is_flag=True)
+def make_tiny(model_id: str, directory: str, debug: bool) -> None:
+    """Write a tiny random-weight copy of MODEL_ID, in its real layout, into DIRECTORY."""
+    try:
+        from omnirt.models.tiny_common import make_tiny as build
+
+        target = build(model_id, Path(directory))
+    except Exception as exc:
+        fail(exc, debug)
+        return
+    click.echo(str(target))
+
+
+if __name__ == "__main__":
+    main()

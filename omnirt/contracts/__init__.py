@@ -1,0 +1,51 @@
+"""Contracts shared by every door: requests, results, run reports, events, errors, and their schemas."""
+
+from omnirt.contracts.errors import (
+    BackendUnavailableError,
+    DependencyUnavailableError,
+    InsufficientMemoryError,
+    JobCancelledError,
+    ModelNotRegisteredError,
+    OmniRTError,
+    RequestValidationError,
+    WeightFormatError,
+    WeightsNotFoundError,
+)
+from omnirt.contracts.types import (
+    SCHEMA_VERSION,
+    TASKS,
+    AdapterRef,
+    Artifact,
+    ArtifactKind,
+    BackendName,
+    ExecutionMode,
+    GenerateRequest,
+    GenerateResult,
+    RunReport,
+    StageEvent,
+    TaskName,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "TASKS",
+    "AdapterRef",
+    "Artifact",
+    "ArtifactKind",
+    "BackendName",
+    "BackendUnavailableError",
+    "DependencyUnavailableError",
+    "ExecutionMode",
+    "GenerateRequest",
+    "GenerateResult",
+    "InsufficientMemoryError",
+    "JobCancelledError",
+    "ModelNotRegisteredError",
+    "OmniRTError",
+    "RequestValidationError",
+    "RunReport",
+    "StageEvent",
+    "TaskName",
+    "WeightFormatError",
+    "WeightsNotFoundError",
+]

@@ -1,0 +1,70 @@
+"""OmniRT's exception hierarchy. Each error carries a stable ``code`` that every door (Python, CLI, HTTP) reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class OmniRTError(RuntimeError):
+    """Base class. ``code`` is stable and machine-readable; ``details`` is JSON-serialisable context."""
+
+    code = "internal_error"
+    http_status = 500
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class RequestValidationError(OmniRTError, ValueError):
+    """The request is malformed or does not fit the model; ``details["issues"]`` lists every problem."""
+
+    code = "invalid_request"
+    http_status = 400
+
+
+class ModelNotRegisteredError(OmniRTError, LookupError):
+    code = "model_not_found"
+    http_status = 404
+
+
+class BackendUnavailableError(OmniRTError):
+    code = "backend_unavailable"
+    http_status = 503
+
+
+class WeightsNotFoundError(OmniRTError):
+    code = "weights_not_found"
+    http_status = 503
+
+
+class WeightFormatError(OmniRTError):
+    code = "weight_format"
+    http_status = 400
+
+
+class DependencyUnavailableError(OmniRTError):
+    code = "dependency_unavailable"
+    http_status = 503
+
+
+class InsufficientMemoryError(OmniRTError):
+    code = "insufficient_memory"
+    http_status = 503
+
+    def __init__(self, model: str, estimated_gb: float, available_gb: float, hint: str) -> None:
+        super().__init__(
+            f"Model '{model}' needs about {estimated_gb:.2f} GB but only {available_gb:.2f} GB is available. {hint}",
+            details={"model": model, "estimated_gb": estimated_gb, "available_gb": available_gb, "hint": hint},
+        )
+
+
+class JobCancelledError(OmniRTError):
+    """Raised at a step or chunk boundary when the job was asked to stop."""
+
+    code = "cancelled"
+    http_status = 409

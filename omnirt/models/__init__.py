@@ -1,0 +1,15 @@
+"""Model families. Importing this package registers every family; no family imports torch at import time."""
+
+from omnirt.models import (  # noqa: F401 - each import registers a family
+    cogvideox,
+    flux,
+    flux2,
+    hunyuan_video,
+    ltx_video,
+    qwen_image,
+    stable_diffusion,
+    stable_diffusion_3,
+    stable_diffusion_xl,
+    stable_video_diffusion,
+    wan,
+)

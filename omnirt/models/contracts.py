@@ -1,0 +1,75 @@
+"""Per-task request contracts shared by the diffusers families: inputs, config keys and defaults for registration.
+
+A family calls :func:`diffusion_contract` to get the ``register_model`` keyword arguments for one of its tasks, so
+every family states the same inputs for the same task.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omnirt.models.diffusers_pipeline import RUNTIME_CONFIG_KEYS
+from omnirt.runtime.schedulers import UNET_SCHEDULERS
+
+FLOW_SCHEDULERS = ("native",)
+UNET = UNET_SCHEDULERS
+
+_IMAGE_CONFIG = ("num_inference_steps", "guidance_scale", "width", "height", "num_images_per_prompt")
+_VIDEO_CONFIG = ("num_inference_steps", "guidance_scale", "width", "height", "num_frames", "fps")
+
+# task -> (required inputs, optional inputs, task-specific config keys, artifact kind, default chain role)
+_TASKS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], str, str]] = {
+    "text2image": (("prompt",), ("negative_prompt",), _IMAGE_CONFIG, "image", "avatar-asset"),
+    "image2image": (("image", "prompt"), ("negative_prompt",), (*_IMAGE_CONFIG, "strength"), "image", "avatar-asset"),
+    "inpaint": (
+        ("image", "mask", "prompt"),
+        ("negative_prompt",),
+        (*_IMAGE_CONFIG, "strength"),
+        "image",
+        "avatar-asset",
+    ),
+    "edit": (("image", "prompt"), ("negative_prompt",), _IMAGE_CONFIG, "image", "avatar-asset"),
+    "text2video": (("prompt",), ("negative_prompt",), _VIDEO_CONFIG, "video", "idle-video"),
+    "image2video": (("image",), ("prompt", "negative_prompt"), _VIDEO_CONFIG, "video", "idle-video"),
+}
+
+
+def diffusion_contract(
+    task: str,
+    *,
+    defaults: dict[str, Any],
+    schedulers: tuple[str, ...] = FLOW_SCHEDULERS,
+    extra_config: tuple[str, ...] = (),
+    drop_config: tuple[str, ...] = (),
+    negative_prompt: bool = True,
+    prompt: bool = True,
+    require_prompt: bool = False,
+    lora: bool = True,
+    **capabilities: Any,
+) -> dict[str, Any]:
+    """``register_model`` keyword arguments for a diffusers family serving ``task``."""
+    required, optional, task_config, artifact_kind, role = _TASKS[task]
+    if not prompt:
+        required = tuple(name for name in required if name != "prompt")
+        optional = tuple(name for name in optional if name != "prompt")
+    if require_prompt and "prompt" not in required:
+        required = (*required, "prompt")
+        optional = tuple(name for name in optional if name != "prompt")
+    if not negative_prompt:
+        optional = tuple(name for name in optional if name != "negative_prompt")
+    config = [key for key in (*RUNTIME_CONFIG_KEYS, *task_config, *extra_config) if key not in drop_config]
+    if schedulers == FLOW_SCHEDULERS:
+        defaults = {"scheduler": "native", **defaults}
+    return {
+        "required_inputs": required,
+        "optional_inputs": optional,
+        "supported_config": tuple(dict.fromkeys(config)),
+        "default_config": dict(defaults),
+        "supported_schedulers": schedulers,
+        "adapter_kinds": ("lora",) if lora else (),
+        "artifact_kind": artifact_kind,
+        "domain": "image-generation" if artifact_kind == "image" else "video-generation",
+        "chain_role": role,
+        "execution_mode": "legacy_call",
+        **capabilities,
+    }

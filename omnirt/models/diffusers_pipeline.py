@@ -1,0 +1,317 @@
+"""``DiffusersPipeline``: the five stages for any diffusers pipeline class, loaded with its real ``from_pretrained``.
+
+A family subclass declares which diffusers class serves each task, how request inputs map to call arguments, and
+whether it produces images or video. Everything else is shared:
+
+* loading: dtype policy, memory budget, placement, ``wrap_module`` on the denoisers, LoRA adapters;
+* ``prepare_conditions``: read input images and masks, build the call arguments the pipeline accepts;
+* ``prepare_latents``: the seeded generator and the scheduler for this run;
+* ``denoise_loop``: the library's own ``__call__``, with a per-step callback for progress and cancellation;
+* ``decode``: normalise the output to PIL images or frames;
+* ``export``: PNG per image, or one H.264 MP4.
+
+diffusers runs text encoding, latent setup, denoising and VAE decoding inside one ``__call__``. Module hooks time
+the encoders, the first denoiser call and the VAE, so the report attributes that time to the stage it belongs to.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+
+from omnirt.contracts.errors import DependencyUnavailableError, WeightsNotFoundError
+from omnirt.contracts.types import AdapterRef, Artifact
+from omnirt.models.base import BasePipeline, RunContext, StageClock
+from omnirt.runtime.adapters import load_adapters, unload_adapters
+from omnirt.runtime.backends import Backend
+from omnirt.runtime.compile import COMPILED_COMPONENTS, wrap_module
+from omnirt.runtime.dtypes import torch_dtype
+from omnirt.runtime.export import write_mp4, write_png
+from omnirt.runtime.media import load_image, load_mask
+from omnirt.runtime.placement import apply_vae_switches, load_kwargs, place_pipeline
+from omnirt.runtime.schedulers import build_scheduler
+from omnirt.runtime.weights import WeightsSource
+
+ENCODER_COMPONENTS = ("text_encoder", "text_encoder_2", "text_encoder_3", "image_encoder")
+
+# Config keys OmniRT itself consumes; they are never passed to the diffusers call.
+RUNTIME_CONFIG_KEYS = (
+    "model_path",
+    "dtype",
+    "seed",
+    "scheduler",
+    "output_dir",
+    "device_map",
+    "devices",
+    "enable_vae_slicing",
+    "enable_vae_tiling",
+    "enable_model_cpu_offload",
+    "enable_sequential_cpu_offload",
+    "enable_group_offload",
+    "group_offload_type",
+    "compile",
+    "compile_backend",
+)
+
+
+class DiffusersPipeline(BasePipeline):
+    #: task -> diffusers pipeline class name; the first entry is the class loaded from the weights.
+    pipeline_classes: ClassVar[dict[str, str]] = {}
+    #: request input -> call argument
+    input_arguments: ClassVar[dict[str, str]] = {"image": "image", "mask": "mask_image"}
+    #: config key -> call argument, where they differ
+    config_arguments: ClassVar[dict[str, str]] = {}
+    #: "image" or "video"
+    output_kind: ClassVar[str] = "image"
+    #: inputs that are images (resized by the pipeline itself)
+    image_inputs: ClassVar[tuple[str, ...]] = ("image",)
+    #: call arguments every run of this family passes
+    fixed_arguments: ClassVar[dict[str, Any]] = {}
+
+    def __init__(
+        self,
+        *,
+        spec: Any,
+        source: WeightsSource,
+        backend: Backend,
+        dtype: str,
+        config: dict[str, Any],
+        adapters: list[AdapterRef] | None = None,
+    ) -> None:
+        super().__init__(spec=spec, backend=backend, dtype=dtype)
+        self.source = source
+        self.adapters = list(adapters or [])
+        self.pipe = self._load(config)
+        self.native_scheduler = self.pipe.scheduler
+        self._task_pipes: dict[str, Any] = {next(iter(self.pipeline_classes)): self.pipe}
+
+    # Loading ---------------------------------------------------------------------------------------------------
+    def _load(self, config: dict[str, Any]) -> Any:
+        diffusers = _import_diffusers()
+        class_name = next(iter(self.pipeline_classes.values()))
+        pipeline_cls = getattr(diffusers, class_name)
+        kwargs: dict[str, Any] = {"dtype": torch_dtype(self.dtype), **load_kwargs(self.backend, config)}
+        if (
+            self.dtype == "fp16"
+            and self.source.is_local
+            and any(Path(self.source.location).rglob("*.fp16.safetensors"))
+        ):
+            kwargs["variant"] = "fp16"
+        try:
+            pipe = pipeline_cls.from_pretrained(self.source.location, **kwargs)
+        except OSError as exc:
+            raise WeightsNotFoundError(
+                f"Could not load {class_name} for '{self.spec.id}' from {self.source.location}: {exc}",
+                details={"model": self.spec.id, "location": self.source.location},
+            ) from exc
+        pipe.set_progress_bar_config(disable=True)
+        self.device_placement = place_pipeline(pipe, self.backend, config)
+        for name in COMPILED_COMPONENTS:
+            module = getattr(pipe, name, None)
+            if module is not None:
+                self.backend_timeline.append(wrap_module(module, name, backend=self.backend, config=config).to_dict())
+        if self.adapters:
+            load_adapters(pipe, self.adapters)
+        return pipe
+
+    def unload_adapters(self) -> None:
+        """Remove this pipeline's LoRA adapters, restoring the base weights."""
+        unload_adapters(self.pipe)
+        self.adapters = []
+
+    def task_pipeline(self, task: str) -> Any:
+        """The diffusers pipeline for ``task``, sharing the loaded components (``from_pipe``)."""
+        if task not in self._task_pipes:
+            diffusers = _import_diffusers()
+            task_cls = getattr(diffusers, self.pipeline_classes[task])
+            derived = task_cls.from_pipe(self.pipe)
+            derived.set_progress_bar_config(disable=True)
+            self._task_pipes[task] = derived
+        return self._task_pipes[task]
+
+    # Stages ----------------------------------------------------------------------------------------------------
+    def prepare_conditions(self, ctx: RunContext) -> dict[str, Any]:
+        pipe = self.task_pipeline(ctx.request.task)
+        accepted = inspect.signature(pipe.__call__).parameters
+        arguments: dict[str, Any] = dict(self.fixed_arguments)
+        for key, value in ctx.request.inputs.items():
+            argument = self.input_arguments.get(key, key)
+            if key == "mask":
+                value = load_mask(value)
+            elif key in self.image_inputs:
+                value = [load_image(item) for item in value] if isinstance(value, (list, tuple)) else load_image(value)
+            if argument in accepted:
+                arguments[argument] = value
+        for key, value in ctx.config.items():
+            if key in RUNTIME_CONFIG_KEYS or value is None:
+                continue
+            argument = self.config_arguments.get(key, key)
+            if argument in accepted:
+                arguments[argument] = value
+        self.adjust_arguments(ctx, arguments)
+        return {"pipe": pipe, "arguments": arguments, "accepted": accepted}
+
+    def adjust_arguments(self, ctx: RunContext, arguments: dict[str, Any]) -> None:
+        """Family hook: last changes to the call arguments of one run."""
+
+    def prepare_latents(self, ctx: RunContext, conditions: dict[str, Any]) -> Any:
+        import torch
+
+        seed = ctx.config.get("seed")
+        if seed is None:
+            seed = random.randrange(2**31)
+            ctx.config["seed"] = seed
+        pipe = conditions["pipe"]
+        scheduler_name = ctx.config.get("scheduler") or "native"
+        pipe.scheduler = (
+            self.native_scheduler
+            if scheduler_name == "native"
+            else build_scheduler(scheduler_name, self.native_scheduler.config)
+        )
+        apply_vae_switches(pipe, ctx.config)
+        return torch.Generator(device="cpu").manual_seed(int(seed))
+
+    def denoise_loop(self, ctx: RunContext, latents: Any, conditions: dict[str, Any]) -> Any:
+        pipe = conditions["pipe"]
+        arguments = dict(conditions["arguments"], generator=latents, output_type="pil")
+        total = ctx.config.get("num_inference_steps")
+        if "callback_on_step_end" in conditions["accepted"]:
+
+            def on_step_end(_pipe: Any, index: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+                ctx.step(index, getattr(_pipe, "num_timesteps", None) or total)
+                return {}
+
+            arguments["callback_on_step_end"] = on_step_end
+        import torch
+
+        with self._stage_tracer(pipe) as self._trace, torch.inference_mode():
+            return pipe(**arguments)
+
+    def decode(self, ctx: RunContext, raw: Any) -> Any:
+        if self.output_kind == "video":
+            frames = raw.frames[0]
+            return [_to_pil(frame) for frame in frames]
+        return [_to_pil(image) for image in raw.images]
+
+    def export(self, ctx: RunContext, decoded: Any) -> list[Artifact]:
+        stem = self.spec.id.replace("/", "_")
+        if self.output_kind == "video":
+            fps = float(ctx.config.get("fps") or 8)
+            return [write_mp4(decoded, ctx.output_dir / f"{stem}.mp4", fps=fps)]
+        if len(decoded) == 1:
+            return [write_png(decoded[0], ctx.output_dir / f"{stem}.png")]
+        return [write_png(image, ctx.output_dir / f"{stem}-{index}.png") for index, image in enumerate(decoded)]
+
+    def attribute_time(self, clock: StageClock) -> None:
+        trace = getattr(self, "_trace", None)
+        if trace is None:
+            return
+        clock.move(trace.encoder_ms, "denoise_loop", "prepare_conditions")
+        clock.move(trace.setup_ms, "denoise_loop", "prepare_latents")
+        clock.move(trace.vae_decode_ms, "denoise_loop", "decode")
+        self._trace = None
+
+    # Stage attribution -----------------------------------------------------------------------------------------
+    @contextmanager
+    def _stage_tracer(self, pipe: Any) -> Iterator[_CallTrace]:
+        trace = _CallTrace(self.backend)
+        handles = []
+        for name in ENCODER_COMPONENTS:
+            module = getattr(pipe, name, None)
+            if module is not None and hasattr(module, "register_forward_pre_hook"):
+                handles.append(module.register_forward_pre_hook(trace.encoder_start))
+                handles.append(module.register_forward_hook(trace.encoder_end))
+        for name in COMPILED_COMPONENTS:
+            module = getattr(pipe, name, None)
+            if module is not None:
+                handles.append(module.register_forward_pre_hook(trace.denoiser_start))
+        vae = getattr(pipe, "vae", None)
+        if vae is not None:
+            vae.decode = trace.timed(vae.decode)
+        trace.begin()
+        try:
+            yield trace
+        finally:
+            for handle in handles:
+                handle.remove()
+            if vae is not None and "decode" in vars(vae):
+                del vae.decode
+
+
+class _CallTrace:
+    """Times the parts of one diffusers ``__call__``: encoders, setup before the first denoiser step, VAE decode."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.started = 0.0
+        self.first_denoise: float | None = None
+        self.encoder_ms = 0.0
+        self.vae_decode_ms = 0.0
+        self._encoder_started = 0.0
+
+    @property
+    def setup_ms(self) -> float:
+        if self.first_denoise is None:
+            return 0.0
+        return max(0.0, (self.first_denoise - self.started) * 1000 - self.encoder_ms)
+
+    def begin(self) -> None:
+        self.started = time.perf_counter()
+
+    def encoder_start(self, *_: Any) -> None:
+        self._encoder_started = time.perf_counter()
+
+    def encoder_end(self, *_: Any) -> None:
+        if self.first_denoise is None:
+            self.backend.synchronize()
+            self.encoder_ms += (time.perf_counter() - self._encoder_started) * 1000
+
+    def denoiser_start(self, *_: Any) -> None:
+        if self.first_denoise is None:
+            self.backend.synchronize()
+            self.first_denoise = time.perf_counter()
+
+    def timed(self, method: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if self.first_denoise is None:  # encoding an init image, not decoding the result
+                return method(*args, **kwargs)
+            self.backend.synchronize()
+            started = time.perf_counter()
+            output = method(*args, **kwargs)
+            self.backend.synchronize()
+            self.vae_decode_ms += (time.perf_counter() - started) * 1000
+            return output
+
+        return wrapper
+
+
+def _to_pil(item: Any) -> Any:
+    from PIL import Image
+
+    if isinstance(item, Image.Image):
+        return item.convert("RGB")
+    import numpy as np
+
+    array = np.asarray(item)
+    if array.dtype != np.uint8:
+        array = (np.clip(array, 0.0, 1.0) * 255).round().astype(np.uint8)
+    return Image.fromarray(array).convert("RGB")
+
+
+def _import_diffusers() -> Any:
+    try:
+        import diffusers
+        import transformers
+    except ImportError as exc:
+        raise DependencyUnavailableError(
+            "diffusers is not installed; install the runtime extra: pip install 'omnirt[runtime]'."
+        ) from exc
+    # Loading bars from the libraries would interleave with OmniRT's own progress; OmniRT reports loads as events.
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+    return diffusers

@@ -1,0 +1,189 @@
+"""Tiny random-weight FLUX.1 dev / schnell / Fill / Kontext, for `omnirt make-tiny` and the tests.
+
+This module owns the tiny copies of ``black-forest-labs/FLUX.1-dev`` (``flux-dev``), ``FLUX.1-schnell``
+(``flux-schnell``), ``FLUX.1-Fill-dev`` (``flux-fill``) and ``FLUX.1-Kontext-dev`` (``flux-kontext``), each saved in
+its real layout: a ``transformer`` (MMDiT + single-stream blocks), a KL ``vae`` without quant convs, a CLIP text
+encoder (pooled embedding), a T5 encoder (sequence embedding) and a flow-matching scheduler.
+
+* dev, Fill and Kontext are guidance-distilled (``guidance_embeds=True``); schnell is not, and its scheduler uses a
+  fixed shift instead of resolution-dependent shifting, as in the real repos.
+* The pipelines pack 2x2 latent patches into tokens, so the transformer sees ``4 * latent_channels`` channels.
+  Fill concatenates, per token, the noisy latents, the masked-image latents and the mask at pixel resolution
+  folded into the token (``4 * vae_scale_factor ** 2`` values), so its ``in_channels`` is
+  ``4 * latent_channels * 2 + 4 * vae_scale_factor ** 2`` while ``out_channels`` stays ``4 * latent_channels``.
+* ``pooled_projection_dim`` = CLIP ``hidden_size``; ``joint_attention_dim`` = T5 ``d_model``; the RoPE axes
+  (``axes_dims_rope``) add up to ``attention_head_dim``.
+
+The VAE has two blocks (2x downsampling); with the 2x2 packing, sizes must be multiples of 4. The tiny default is
+32x32 (64 image tokens). Kontext rescales the output to ``max_area`` and, with ``_auto_resize``, the input image to a
+~1 megapixel Kontext resolution; the tiny defaults keep both at the requested size.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omnirt.models.tiny_common import save_tiny_pipeline, seed_everything
+from omnirt.models.tiny_tokenizers import clip_tokenizer, t5_tokenizer
+
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Components
+# ---------------------------------------------------------------------------------------------------------------------
+
+# CLIP ViT-L: only its pooled output is used.
+TEXT_ENCODER_CONFIG: dict[str, Any] = {
+    "vocab_size": 1000,
+    "hidden_size": 32,
+    "intermediate_size": 37,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "max_position_embeddings": 77,
+    "hidden_act": "quick_gelu",
+    "layer_norm_eps": 1e-5,
+    "bos_token_id": 0,
+    "eos_token_id": 1,
+    "pad_token_id": 1,
+}
+
+# T5-XXL encoder; the tiny T5 tokenizer has <pad>=0, </s>=1, <unk>=2.
+TEXT_ENCODER_2_CONFIG: dict[str, Any] = {
+    "vocab_size": 1000,
+    "d_model": 32,
+    "d_ff": 37,
+    "d_kv": 8,
+    "num_layers": 2,
+    "num_heads": 4,
+    "relative_attention_num_buckets": 8,
+    "feed_forward_proj": "gated-gelu",
+    "dropout_rate": 0.0,
+    "pad_token_id": 0,
+    "eos_token_id": 1,
+    "decoder_start_token_id": 0,
+}
+
+VAE_CONFIG: dict[str, Any] = {
+    "sample_size": 64,
+    "in_channels": 3,
+    "out_channels": 3,
+    "down_block_types": ("DownEncoderBlock2D", "DownEncoderBlock2D"),
+    "up_block_types": ("UpDecoderBlock2D", "UpDecoderBlock2D"),
+    "block_out_channels": (4, 8),
+    "layers_per_block": 1,
+    "norm_num_groups": 2,
+    "latent_channels": 4,
+    "use_quant_conv": False,
+    "use_post_quant_conv": False,
+    "shift_factor": 0.1159,
+    "scaling_factor": 0.3611,
+}
+
+_LATENT_CHANNELS: int = VAE_CONFIG["latent_channels"]
+_VAE_SCALE_FACTOR: int = 2 ** (len(VAE_CONFIG["block_out_channels"]) - 1)
+
+DEV_TRANSFORMER_CONFIG: dict[str, Any] = {
+    "patch_size": 1,
+    "in_channels": 4 * _LATENT_CHANNELS,  # 2x2 packed latents
+    "out_channels": None,  # = in_channels
+    "num_layers": 1,
+    "num_single_layers": 1,
+    "attention_head_dim": 16,
+    "num_attention_heads": 2,
+    "joint_attention_dim": TEXT_ENCODER_2_CONFIG["d_model"],
+    "pooled_projection_dim": TEXT_ENCODER_CONFIG["hidden_size"],
+    "guidance_embeds": True,
+    "axes_dims_rope": (4, 4, 8),
+}
+
+SCHNELL_TRANSFORMER_CONFIG: dict[str, Any] = {**DEV_TRANSFORMER_CONFIG, "guidance_embeds": False}
+
+FILL_TRANSFORMER_CONFIG: dict[str, Any] = {
+    **DEV_TRANSFORMER_CONFIG,
+    # packed noisy latents + packed masked-image latents + packed pixel-resolution mask
+    "in_channels": 4 * _LATENT_CHANNELS + 4 * _LATENT_CHANNELS + 4 * _VAE_SCALE_FACTOR**2,
+    "out_channels": 4 * _LATENT_CHANNELS,
+}
+
+# dev / Fill / Kontext: the shift grows with the image token count; schnell: a fixed shift of 1.
+DEV_SCHEDULER_CONFIG: dict[str, Any] = {
+    "num_train_timesteps": 1000,
+    "shift": 3.0,
+    "use_dynamic_shifting": True,
+    "base_image_seq_len": 256,
+    "max_image_seq_len": 4096,
+    "base_shift": 0.5,
+    "max_shift": 1.15,
+}
+
+SCHNELL_SCHEDULER_CONFIG: dict[str, Any] = {"num_train_timesteps": 1000, "shift": 1.0, "use_dynamic_shifting": False}
+
+DEFAULT_CONFIG: dict[str, Any] = {"height": 32, "width": 32, "num_inference_steps": 2}
+
+# Kontext derives the output size from max_area (default 1024**2) and the aspect ratio, and with _auto_resize snaps
+# the input image to a ~1 megapixel training resolution; both would make tiny calls slow.
+KONTEXT_DEFAULT_CONFIG: dict[str, Any] = {**DEFAULT_CONFIG, "max_area": 32 * 32, "_auto_resize": False}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Builders
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _components(transformer_config: dict[str, Any], scheduler_config: dict[str, Any]) -> dict[str, Any]:
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
+    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+
+    return {
+        "transformer": FluxTransformer2DModel(**transformer_config),
+        "scheduler": FlowMatchEulerDiscreteScheduler(**scheduler_config),
+        "vae": AutoencoderKL(**VAE_CONFIG),
+        "text_encoder": CLIPTextModel(CLIPTextConfig(**TEXT_ENCODER_CONFIG)).eval(),
+        "tokenizer": clip_tokenizer(),
+        "text_encoder_2": T5EncoderModel(T5Config(**TEXT_ENCODER_2_CONFIG)).eval(),
+        "tokenizer_2": t5_tokenizer(),
+    }
+
+
+def _dev() -> DiffusionPipeline:
+    from diffusers import FluxPipeline
+
+    return FluxPipeline(**_components(DEV_TRANSFORMER_CONFIG, DEV_SCHEDULER_CONFIG))
+
+
+def _schnell() -> DiffusionPipeline:
+    from diffusers import FluxPipeline
+
+    return FluxPipeline(**_components(SCHNELL_TRANSFORMER_CONFIG, SCHNELL_SCHEDULER_CONFIG))
+
+
+def _fill() -> DiffusionPipeline:
+    from diffusers import FluxFillPipeline
+
+    return FluxFillPipeline(**_components(FILL_TRANSFORMER_CONFIG, DEV_SCHEDULER_CONFIG))
+
+
+def _kontext() -> DiffusionPipeline:
+    from diffusers import FluxKontextPipeline
+
+    return FluxKontextPipeline(**_components(DEV_TRANSFORMER_CONFIG, DEV_SCHEDULER_CONFIG))
+
+
+_BUILDERS = {
+    "flux-dev": (_dev, DEFAULT_CONFIG),
+    "flux-schnell": (_schnell, DEFAULT_CONFIG),
+    "flux-fill": (_fill, DEFAULT_CONFIG),
+    "flux-kontext": (_kontext, KONTEXT_DEFAULT_CONFIG),
+}
+
+
+def build_tiny(model_id: str, target: Path) -> Path:
+    """Write a tiny random-weight copy of ``model_id`` into ``target`` and return ``target``."""
+    if model_id not in _BUILDERS:
+        raise ValueError(f"no tiny FLUX.1 builder for {model_id!r}; known: {sorted(_BUILDERS)}")
+    builder, default_config = _BUILDERS[model_id]
+    seed_everything(0)
+    pipe = builder()
+    return save_tiny_pipeline(pipe, Path(target), model_id=model_id, default_config=dict(default_config))

@@ -1,0 +1,45 @@
+"""What every tiny random-weight builder shares: seeding, saving in the real layout, and the folder's defaults.
+
+A tiny folder is a real Hugging Face layout (``model_index.json``, one sub-folder per component, safetensors
+weights). Beside it, ``omnirt.json`` records the generation defaults the tiny weights were sized for (a tiny Wan
+cannot render 81 frames at 480x832 on a laptop in reasonable memory); OmniRT reads the same file from any weights
+folder, see :mod:`omnirt.runtime.weights`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omnirt.runtime.weights import write_folder_defaults
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Make the random initialisation of a tiny model reproducible."""
+    import torch
+
+    torch.manual_seed(seed)
+
+
+def save_tiny_pipeline(pipe: Any, target: Path, *, model_id: str, default_config: dict[str, Any]) -> Path:
+    """Save ``pipe`` with safetensors into ``target`` and record the defaults its tiny size needs."""
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    pipe.save_pretrained(target, safe_serialization=True)
+    write_folder_defaults(target, model_id=model_id, default_config=default_config, tiny=True)
+    return target
+
+
+def make_tiny(model_id: str, target: Path) -> Path:
+    """Write a tiny random-weight copy of registered model ``model_id`` into ``target`` (``omnirt make-tiny``).
+
+    The builder is the ``tiny`` module beside the family's ``pipeline`` module. Aliases build their target model.
+    """
+    import importlib
+
+    from omnirt.registry.registry import get_model
+
+    spec = get_model(model_id)
+    family = spec.pipeline_cls.__module__.rsplit(".", 1)[0]
+    builder = importlib.import_module(f"{family}.tiny")
+    return builder.build_tiny(spec.canonical_id, Path(target))

@@ -1,0 +1,50 @@
+"""Wan 2.1 and 2.2 (14B; 2.2 uses two experts split by a noise boundary): text2video and image2video."""
+
+from __future__ import annotations
+
+from omnirt.models.contracts import diffusion_contract
+from omnirt.models.diffusers_pipeline import DiffusersPipeline
+from omnirt.registry.registry import register_model
+
+VIDEO = {"width": 832, "height": 480, "num_frames": 81, "fps": 16, "max_sequence_length": 512}
+HINT = {"min_vram_gb": 40, "dtype": "bf16"}
+
+
+def _wan(model_id: str, task: str, hub_id: str, steps: int, guidance: float, tier: str, summary: str):
+    return register_model(
+        id=model_id,
+        task=task,
+        hub_id=hub_id,
+        resource_hint=HINT,
+        **diffusion_contract(
+            task,
+            defaults={**VIDEO, "num_inference_steps": steps, "guidance_scale": guidance},
+            extra_config=("max_sequence_length",),
+            require_prompt=True,
+            tier=tier,
+            maturity="beta",
+            summary=summary,
+        ),
+    )
+
+
+@_wan("wan2.2-t2v-14b", "text2video", "Wan-AI/Wan2.2-T2V-A14B-Diffusers", 40, 4.0, "adjacent", "Wan 2.2 A14B T2V.")
+@_wan("wan2.1-t2v-14b", "text2video", "Wan-AI/Wan2.1-T2V-14B-Diffusers", 50, 5.0, "experimental", "Wan 2.1 14B T2V.")
+class WanTextToVideo(DiffusersPipeline):
+    pipeline_classes = {"text2video": "WanPipeline"}
+    output_kind = "video"
+
+
+@_wan("wan2.2-i2v-14b", "image2video", "Wan-AI/Wan2.2-I2V-A14B-Diffusers", 40, 3.5, "adjacent", "Wan 2.2 A14B I2V.")
+@_wan(
+    "wan2.1-i2v-14b",
+    "image2video",
+    "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",
+    50,
+    5.0,
+    "experimental",
+    "Wan 2.1 14B I2V (480p).",
+)
+class WanImageToVideo(DiffusersPipeline):
+    pipeline_classes = {"image2video": "WanImageToVideoPipeline"}
+    output_kind = "video"

@@ -1,0 +1,197 @@
+"""Tiny random-weight Wan checkpoints for `omnirt make-tiny`.
+
+This module owns the component configs and the builders of four ids, each in the layout of its real
+``Wan-AI/*-Diffusers`` repository:
+
+* ``wan2.1-t2v-14b``: ``WanPipeline`` with one transformer;
+* ``wan2.1-i2v-14b``: ``WanImageToVideoPipeline`` with a CLIP image encoder, whose penultimate hidden states reach
+  the transformer through added key/value projections;
+* ``wan2.2-t2v-14b``: ``WanPipeline`` with two experts, ``transformer`` for the high-noise steps and
+  ``transformer_2`` for the low-noise steps, switched at ``boundary_ratio``;
+* ``wan2.2-i2v-14b``: ``WanImageToVideoPipeline`` with two experts and no image encoder (the conditioning image
+  reaches the transformers only through its VAE latent).
+
+The tiny scheduler's shift puts the two steps of a default call on either side of the Wan 2.2 boundaries, so both
+experts run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from omnirt.models.tiny_common import save_tiny_pipeline, seed_everything
+
+# Spatial factor 8 (three downsamples), temporal factor 4, 16 latent channels: the real Wan 2.1 VAE's factors.
+VAE: dict[str, Any] = {
+    "base_dim": 3,
+    "z_dim": 16,
+    "dim_mult": [1, 1, 1, 1],
+    "num_res_blocks": 1,
+    "temperal_downsample": [False, True, True],
+}
+
+TEXT_ENCODER: dict[str, Any] = {
+    "vocab_size": 1000,
+    "d_model": 32,
+    "d_kv": 8,
+    "d_ff": 37,
+    "num_layers": 2,
+    "num_heads": 4,
+    "relative_attention_num_buckets": 8,
+    "dropout_rate": 0.0,
+    "pad_token_id": 0,
+    "eos_token_id": 1,
+    "decoder_start_token_id": 0,
+}
+
+# text_dim is the text encoder's d_model.
+TRANSFORMER_T2V: dict[str, Any] = {
+    "patch_size": (1, 2, 2),
+    "num_attention_heads": 2,
+    "attention_head_dim": 12,
+    "in_channels": 16,
+    "out_channels": 16,
+    "text_dim": 32,
+    "freq_dim": 256,
+    "ffn_dim": 32,
+    "num_layers": 2,
+    "cross_attn_norm": True,
+    "qk_norm": "rms_norm_across_heads",
+    "rope_max_seq_len": 32,
+}
+
+# 36 = 16 noisy latent channels + 4 mask channels + 16 channels of the conditioning video's latent.
+TRANSFORMER_I2V_22: dict[str, Any] = {**TRANSFORMER_T2V, "in_channels": 36}
+
+# Wan 2.1 I2V also attends to the image encoder's tokens: image_dim is the encoder's hidden size, and the added
+# key/value projections take the inner dim (heads x head dim), as on the real checkpoint. The transformer splits its
+# context as "image tokens, then 512 text tokens": like the real model, it needs the default max_sequence_length=512
+# (another value runs, but mixes image and text tokens up).
+TRANSFORMER_I2V_21: dict[str, Any] = {**TRANSFORMER_I2V_22, "image_dim": 8, "added_kv_proj_dim": 24}
+
+# A CLIPVisionModel like the real ViT-H encoder, read at its penultimate hidden state.
+IMAGE_ENCODER: dict[str, Any] = {
+    "image_size": 224,
+    "patch_size": 32,
+    "hidden_size": 8,
+    "intermediate_size": 16,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+}
+
+IMAGE_PROCESSOR: dict[str, Any] = {"size": {"shortest_edge": 224}, "crop_size": {"height": 224, "width": 224}}
+
+# The real repositories ship UniPC with flow sigmas. flow_shift 3.0 puts the two steps of a default call at
+# t=999 and t=750: above and below both Wan 2.2 boundaries.
+SCHEDULER: dict[str, Any] = {
+    "num_train_timesteps": 1000,
+    "prediction_type": "flow_prediction",
+    "use_flow_sigmas": True,
+    "flow_shift": 3.0,
+}
+
+# Timestep ratio at which Wan 2.2 hands over from the high-noise to the low-noise expert.
+BOUNDARY_RATIO = {"wan2.2-t2v-14b": 0.875, "wan2.2-i2v-14b": 0.9}
+
+DEFAULT_CONFIG: dict[str, Any] = {"height": 32, "width": 32, "num_frames": 9, "fps": 8, "num_inference_steps": 2}
+
+
+def _text_encoder() -> Any:
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    return UMT5EncoderModel(UMT5Config(**TEXT_ENCODER)).eval()
+
+
+def _transformer(config: dict[str, Any]) -> Any:
+    from diffusers import WanTransformer3DModel
+
+    return WanTransformer3DModel(**config)
+
+
+def _shared_components() -> dict[str, Any]:
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler
+
+    from omnirt.models.tiny_tokenizers import t5_tokenizer
+
+    return {
+        "tokenizer": t5_tokenizer(),
+        "text_encoder": _text_encoder(),
+        "vae": AutoencoderKLWan(**VAE),
+        "scheduler": UniPCMultistepScheduler(**SCHEDULER),
+    }
+
+
+def _wan21_t2v() -> Any:
+    from diffusers import WanPipeline
+
+    return WanPipeline(**_shared_components(), transformer=_transformer(TRANSFORMER_T2V))
+
+
+def _wan21_i2v() -> Any:
+    from diffusers import WanImageToVideoPipeline
+    from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModel
+
+    return WanImageToVideoPipeline(
+        **_shared_components(),
+        image_encoder=CLIPVisionModel(CLIPVisionConfig(**IMAGE_ENCODER)).eval(),
+        image_processor=CLIPImageProcessorPil(**IMAGE_PROCESSOR),
+        transformer=_transformer(TRANSFORMER_I2V_21),
+    )
+
+
+def _wan22_t2v() -> Any:
+    from diffusers import WanPipeline
+
+    return WanPipeline(
+        **_shared_components(),
+        transformer=_transformer(TRANSFORMER_T2V),
+        transformer_2=_transformer(TRANSFORMER_T2V),
+        boundary_ratio=BOUNDARY_RATIO["wan2.2-t2v-14b"],
+    )
+
+
+def _wan22_i2v() -> Any:
+    from diffusers import WanImageToVideoPipeline
+
+    return WanImageToVideoPipeline(
+        **_shared_components(),
+        transformer=_transformer(TRANSFORMER_I2V_22),
+        transformer_2=_transformer(TRANSFORMER_I2V_22),
+        boundary_ratio=BOUNDARY_RATIO["wan2.2-i2v-14b"],
+    )
+
+
+BUILDERS: dict[str, Callable[[], Any]] = {
+    "wan2.1-t2v-14b": _wan21_t2v,
+    "wan2.1-i2v-14b": _wan21_i2v,
+    "wan2.2-t2v-14b": _wan22_t2v,
+    "wan2.2-i2v-14b": _wan22_i2v,
+}
+
+
+def _name_real_image_processor(target: Path) -> None:
+    """Name ``CLIPImageProcessor`` in ``model_index.json``, as the real repository does.
+
+    Without torchvision the processor is built as ``CLIPImageProcessorPil``; transformers loads the real name
+    as that class when torchvision is missing, and as the torchvision-backed class where it is installed.
+    """
+    index_path = target / "model_index.json"
+    index = json.loads(index_path.read_text())
+    if index.get("image_processor") == ["transformers", "CLIPImageProcessorPil"]:
+        index["image_processor"] = ["transformers", "CLIPImageProcessor"]
+        index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+
+
+def build_tiny(model_id: str, target: Path) -> Path:
+    """Write a tiny random-weight copy of the Wan checkpoint ``model_id`` into ``target``."""
+    if model_id not in BUILDERS:
+        raise ValueError(f"no tiny Wan builder for {model_id!r}; known: {sorted(BUILDERS)}")
+    target = Path(target)
+    seed_everything(0)
+    pipe = BUILDERS[model_id]()
+    save_tiny_pipeline(pipe, target, model_id=model_id, default_config=dict(DEFAULT_CONFIG))
+    _name_real_image_processor(target)
+    return target

@@ -1,0 +1,134 @@
+"""The local engine: validate a request, find its weights, take the pipeline from the warm cache, run it.
+
+This is what the Python API and the CLI call, and what a worker process runs for each task. One engine per process
+keeps loaded models warm between runs.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from omnirt.contracts.types import GenerateRequest, GenerateResult, RunReport
+from omnirt.models.base import CancelCheck, EventSink, RunContext
+from omnirt.registry.spec import ModelSpec
+from omnirt.registry.validation import ValidationResult, resolve_config, validate_request
+from omnirt.runtime.adapters import adapter_fingerprint
+from omnirt.runtime.backends import Backend, resolve_backend
+from omnirt.runtime.cache import CacheKey, WarmPipelineCache
+from omnirt.runtime.dtypes import choose_dtype
+from omnirt.runtime.memory import ensure_memory_budget
+from omnirt.runtime.placement import placement_key
+from omnirt.runtime.weights import WeightsSource, read_folder_defaults, resolve_weights
+
+
+def default_output_dir() -> Path:
+    return Path(os.environ.get("OMNIRT_OUTPUT_DIR", "outputs")).expanduser()
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        cache_size: int = 4,
+        models_dir: Path | None = None,
+        output_dir: Path | None = None,
+    ) -> None:
+        self.cache = WarmPipelineCache(max_entries=cache_size)
+        self.models_dir = models_dir
+        self.output_dir = output_dir
+
+    def validate(self, request: GenerateRequest, *, backend: str | None = None) -> ValidationResult:
+        return validate_request(request, backend=backend)
+
+    def run(
+        self,
+        request: GenerateRequest,
+        *,
+        backend: str | None = None,
+        on_event: EventSink | None = None,
+        should_cancel: CancelCheck | None = None,
+        job_id: str | None = None,
+        output_dir: Path | None = None,
+    ) -> GenerateResult:
+        """Run ``request`` to completion. Raises :class:`RequestValidationError` or the run's own error."""
+        validation = validate_request(request, backend=backend)
+        validation.raise_for_errors()
+        spec = validation.model
+        assert spec is not None  # a valid request has a model
+        resolved_backend = resolve_backend(validation.resolved_backend)
+        config = dict(validation.resolved_config)
+        source = self.weights_for(spec, config)
+        if source.origin == "models_dir":
+            config, _ = resolve_config(spec, request.config, read_folder_defaults(source.location))
+        dtype, dtype_note = choose_dtype(resolved_backend, config.get("dtype"), spec.resource_hint.get("dtype"))
+        config["dtype"] = dtype
+
+        report = RunReport(task=spec.task, model=spec.id, backend=resolved_backend.name, job_id=job_id)
+        report.device = str(resolved_backend.device())
+        run_dir = (output_dir or self.output_dir or default_output_dir()) / report.run_id
+        ctx = RunContext(
+            request=request,
+            config={**config, "model_path": source.location},
+            output_dir=Path(config.get("output_dir") or run_dir),
+            on_event=on_event,
+            should_cancel=should_cancel,
+        )
+        for warning in validation.warnings + ([dtype_note] if dtype_note else []):
+            ctx.emit("warning", None, message=warning)
+
+        key: CacheKey = (
+            spec.canonical_id,
+            source.location,
+            dtype,
+            placement_key(resolved_backend, config),
+            adapter_fingerprint(request.adapters),
+        )
+        ctx.emit("stage_start", "load")
+        entry, warm = self.cache.get_or_load(
+            key, lambda: self._load(spec, source, resolved_backend, dtype, config, request)
+        )
+        ctx.emit("stage_end", "load", warm=warm)
+        if warm:
+            report.cache_hits.append("pipeline")
+        with entry.lock:
+            entry.uses += 1
+            return entry.pipeline.run(ctx, report)
+
+    def weights_for(self, spec: ModelSpec, config: dict[str, Any]) -> WeightsSource:
+        return resolve_weights(
+            spec.canonical_id,
+            hub_id=spec.hub_id,
+            model_path=config.get("model_path"),
+            models_dir=self.models_dir,
+            aliases=(spec.id,) if spec.is_alias else (),
+        )
+
+    def _load(
+        self,
+        spec: ModelSpec,
+        source: WeightsSource,
+        backend: Backend,
+        dtype: str,
+        config: dict[str, Any],
+        request: GenerateRequest,
+    ) -> Any:
+        ensure_memory_budget(spec.id, source.location, dtype=dtype, backend=backend, resource_hint=spec.resource_hint)
+        return spec.pipeline_cls(
+            spec=spec, source=source, backend=backend, dtype=dtype, config=config, adapters=request.adapters
+        )
+
+
+_DEFAULT_ENGINE: Engine | None = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def get_default_engine() -> Engine:
+    """The process-wide engine that the Python API and the CLI share."""
+    global _DEFAULT_ENGINE
+    with _DEFAULT_LOCK:
+        if _DEFAULT_ENGINE is None:
+            _DEFAULT_ENGINE = Engine()
+        return _DEFAULT_ENGINE

@@ -1,0 +1,5 @@
+"""Packaging entry point; the metadata and extras live in setup.cfg."""
+
+from setuptools import setup
+
+setup()
