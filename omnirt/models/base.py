@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from omnirt.contracts.errors import JobCancelledError
 from omnirt.contracts.types import Artifact, GenerateRequest, GenerateResult, RunReport, StageEvent
 from omnirt.runtime.backends import Backend
+from omnirt.runtime.compile import ModuleTimeline
 
 STAGES = ("prepare_conditions", "prepare_latents", "denoise_loop", "decode", "export")
 
@@ -100,7 +101,7 @@ class BasePipeline(abc.ABC):
         self.spec = spec
         self.backend = backend
         self.dtype = dtype
-        self.backend_timeline: list[dict[str, Any]] = []
+        self.backend_timeline: list[ModuleTimeline] = []
         self.device_placement: dict[str, str] = {}
         self.load_notes: list[str] = []
 
@@ -134,7 +135,6 @@ class BasePipeline(abc.ABC):
         clock = StageClock(self.backend)
         self.backend.reset_peak_memory()
         report.execution_mode = self.execution_mode
-        report.backend_timeline = self.backend_timeline
         report.device_placement = dict(self.device_placement)
         report.worker_id = report.worker_id or worker_identity()
         try:
@@ -151,6 +151,7 @@ class BasePipeline(abc.ABC):
             raise
         finally:
             report.timings = clock.rounded()
+            report.backend_timeline = [timeline.to_dict() for timeline in self.backend_timeline]
             peak = self.backend.peak_memory_mb()
             if peak is not None:
                 report.memory = {"peak_mb": round(peak, 3)}

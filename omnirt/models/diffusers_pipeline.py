@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
-from omnirt.contracts.errors import DependencyUnavailableError, WeightsNotFoundError
+from omnirt.contracts.errors import DependencyUnavailableError, WeightFormatError, WeightsNotFoundError
 from omnirt.contracts.types import AdapterRef, Artifact
 from omnirt.models.base import BasePipeline, RunContext, StageClock
 from omnirt.runtime.adapters import load_adapters, unload_adapters
@@ -109,12 +109,17 @@ class DiffusersPipeline(BasePipeline):
                 f"Could not load {class_name} for '{self.spec.id}' from {self.source.location}: {exc}",
                 details={"model": self.spec.id, "location": self.source.location},
             ) from exc
+        except ValueError as exc:  # diffusers' word for a folder laid out for another pipeline
+            raise WeightFormatError(
+                f"{self.source.location} does not hold {class_name} weights for '{self.spec.id}': {exc}",
+                details={"model": self.spec.id, "location": self.source.location},
+            ) from exc
         pipe.set_progress_bar_config(disable=True)
         self.device_placement = place_pipeline(pipe, self.backend, config)
         for name in COMPILED_COMPONENTS:
             module = getattr(pipe, name, None)
             if module is not None:
-                self.backend_timeline.append(wrap_module(module, name, backend=self.backend, config=config).to_dict())
+                self.backend_timeline.append(wrap_module(module, name, backend=self.backend, config=config))
         if self.adapters:
             load_adapters(pipe, self.adapters)
         return pipe

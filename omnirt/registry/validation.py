@@ -189,6 +189,9 @@ def _check_values(result: ValidationResult, config: dict[str, Any]) -> None:
         is_bool = isinstance(value, bool)
         if (is_bool and bool not in types) or not isinstance(value, types) or not predicate(value):
             result.error(f"config.{key} must be {description}, got {value!r}.")
+    steps, strength = config.get("num_inference_steps"), config.get("strength")
+    if isinstance(steps, int) and isinstance(strength, (int, float)) and 0 <= strength <= 1 and steps * strength < 1:
+        result.error(f"strength {strength} x num_inference_steps {steps} leaves no denoising step; raise either one.")
     enabled = [switch for switch in OFFLOAD_SWITCHES if config.get(switch)]
     if len(enabled) > 1:
         result.error(f"Offload switches are mutually exclusive; got {', '.join(enabled)}.")
@@ -280,7 +283,7 @@ def validate_request(
             f"Supported: {', '.join(sorted(caps.supported_config))}."
         )
     _check_inputs(result, spec, request.inputs)
-    _check_values(result, config)
+    _check_values(result, {key: value for key, value in config.items() if key in caps.supported_config})
 
     scheduler = config.get("scheduler")
     if scheduler is not None and caps.supported_schedulers and scheduler not in caps.supported_schedulers:
@@ -296,6 +299,13 @@ def validate_request(
             result.error(
                 f"Adapter kind '{adapter.kind}' is not supported by {spec.id}: {', '.join(caps.adapter_kinds)}."
             )
+        if adapter.path.startswith(("hf://", "https://")):
+            continue
+        local = Path(adapter.path).expanduser()
+        if not local.exists():
+            result.error(f"Adapter file does not exist: {adapter.path}.")
+        elif local.is_file() and local.suffix != ".safetensors":
+            result.error(f"Only .safetensors adapters are accepted, got '{local.name}'.")
 
     requested_backend = backend or request.backend or "auto"
     if probe_backend:

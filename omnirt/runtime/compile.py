@@ -48,6 +48,12 @@ def compile_enabled(backend: Backend, config: dict[str, Any]) -> tuple[bool, str
     return bool(requested), "" if requested else "disabled by config.compile=false"
 
 
+def compile_key(backend: Backend, config: dict[str, Any]) -> str:
+    """The part of the warm-cache key that compilation contributes: compiled modules are set up at load time."""
+    enabled, _ = compile_enabled(backend, config)
+    return f"compile={config.get('compile_backend', 'inductor')}" if enabled else "eager"
+
+
 def wrap_module(module: Any, tag: str, *, backend: Backend, config: dict[str, Any]) -> ModuleTimeline:
     """Set up ``module`` to run compiled if allowed, else eager. Returns its timeline (filled on first call)."""
     timeline = ModuleTimeline(module=tag)
@@ -66,7 +72,7 @@ def wrap_module(module: Any, tag: str, *, backend: Backend, config: dict[str, An
     try:
         compiled_forward = torch.compile(eager_forward, **options)
     except Exception as exc:
-        timeline.attempts.append(BackendAttempt("compile", ok=False, reason=f"{type(exc).__name__}: {exc}"))
+        timeline.attempts.append(BackendAttempt("compile", ok=False, reason=_one_line(exc)))
         timeline.attempts.append(BackendAttempt("eager", ok=True, selected=True))
         return timeline
 
@@ -76,7 +82,7 @@ def wrap_module(module: Any, tag: str, *, backend: Backend, config: dict[str, An
         except Exception as exc:
             module.forward = eager_forward
             timeline.attempts[:] = [
-                BackendAttempt("compile", ok=False, reason=f"{type(exc).__name__}: {str(exc).splitlines()[0]}"),
+                BackendAttempt("compile", ok=False, reason=_one_line(exc)),
                 BackendAttempt("eager", ok=True, selected=True),
             ]
             return eager_forward(*args, **kwargs)
@@ -90,3 +96,8 @@ def wrap_module(module: Any, tag: str, *, backend: Backend, config: dict[str, An
     module.forward = guarded_forward
     timeline.attempts.append(BackendAttempt("compile", ok=True, reason="pending first call", selected=True))
     return timeline
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

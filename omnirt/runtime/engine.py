@@ -18,6 +18,7 @@ from omnirt.registry.validation import ValidationResult, resolve_config, validat
 from omnirt.runtime.adapters import adapter_fingerprint
 from omnirt.runtime.backends import Backend, resolve_backend
 from omnirt.runtime.cache import CacheKey, WarmPipelineCache
+from omnirt.runtime.compile import compile_key
 from omnirt.runtime.dtypes import choose_dtype
 from omnirt.runtime.memory import ensure_memory_budget
 from omnirt.runtime.placement import placement_key
@@ -83,7 +84,7 @@ class Engine:
             spec.canonical_id,
             source.location,
             dtype,
-            placement_key(resolved_backend, config),
+            f"{placement_key(resolved_backend, config)}|{compile_key(resolved_backend, config)}",
             adapter_fingerprint(request.adapters),
         )
         ctx.emit("stage_start", "load")

@@ -17,8 +17,9 @@ How the dimensions are tied:
 * The RoPE axes (``axes_dims_rope``) add up to ``attention_head_dim``.
 
 The text model's vocabulary is shrunk to 512 and its special ids point at the tiny tokenizer's: ``<|endoftext|>``
-(256), ``<|im_end|>`` (258), ``<|vision_start|>`` (259) .. ``<|video_pad|>`` (262). Prompts are wrapped in the pipeline's chat template, whose
-first 34 tokens it drops; with the one-byte-per-token tiny vocabulary that cuts inside the template, which is harmless.
+(256), ``<|im_end|>`` (258), ``<|vision_start|>`` (259) .. ``<|video_pad|>`` (262). Prompts are wrapped in the
+pipeline's chat template, whose first 34 tokens it drops; with the one-byte-per-token tiny vocabulary that cuts
+inside the template, which is harmless.
 """
 
 from __future__ import annotations
