@@ -330,5 +330,27 @@ def make_tiny(model_id: str, directory: str, debug: bool) -> None:
     click.echo(str(target))
 
 
+@main.group()
+def bench() -> None:
+    """Benchmarks, each against a baseline measured side by side."""
+
+
+@bench.command("warm-cache")
+@click.option("--model", "models", multiple=True, help="Model id (repeatable); default: sd15, flux-schnell, wan2.1.")
+@click.option("--repeats", type=click.IntRange(1, 100), default=5)
+@click.option("--json", "as_json", is_flag=True)
+def bench_warm_cache(models: tuple[str, ...], repeats: int, as_json: bool) -> None:
+    """Per-request time with weights kept warm versus reloaded, on tiny models on this CPU."""
+    from omnirt.bench.warm_cache import DEFAULT_MODELS, measure
+
+    rows = measure(models or DEFAULT_MODELS, repeats)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo("model\trepeats\treload_median_ms\twarm_median_ms\treload_over_warm")
+    for row in rows:
+        click.echo("\t".join(str(row[key]) for key in row))
+
+
 if __name__ == "__main__":
     main()

@@ -150,7 +150,7 @@ class BasePipeline(abc.ABC):
             ctx.emit("run_failed", None, error=report.error)
             raise
         finally:
-            report.timings = clock.rounded()
+            report.timings = {**report.timings, **clock.rounded()}
             report.backend_timeline = [timeline.to_dict() for timeline in self.backend_timeline]
             peak = self.backend.peak_memory_mb()
             if peak is not None:

@@ -17,6 +17,7 @@ the encoders, the first denoiser call and the VAE, so the report attributes that
 from __future__ import annotations
 
 import inspect
+import logging
 import random
 import time
 from collections.abc import Iterator
@@ -92,7 +93,7 @@ class DiffusersPipeline(BasePipeline):
 
     # Loading ---------------------------------------------------------------------------------------------------
     def _load(self, config: dict[str, Any]) -> Any:
-        diffusers = _import_diffusers()
+        diffusers = import_diffusers()
         class_name = next(iter(self.pipeline_classes.values()))
         pipeline_cls = getattr(diffusers, class_name)
         kwargs: dict[str, Any] = {"dtype": torch_dtype(self.dtype), **load_kwargs(self.backend, config)}
@@ -132,7 +133,7 @@ class DiffusersPipeline(BasePipeline):
     def task_pipeline(self, task: str) -> Any:
         """The diffusers pipeline for ``task``, sharing the loaded components (``from_pipe``)."""
         if task not in self._task_pipes:
-            diffusers = _import_diffusers()
+            diffusers = import_diffusers()
             task_cls = getattr(diffusers, self.pipeline_classes[task])
             derived = task_cls.from_pipe(self.pipe)
             derived.set_progress_bar_config(disable=True)
@@ -308,7 +309,8 @@ def _to_pil(item: Any) -> Any:
     return Image.fromarray(array).convert("RGB")
 
 
-def _import_diffusers() -> Any:
+def import_diffusers() -> Any:
+    """diffusers, with the libraries' own progress bars off and a clear error when it is missing."""
     try:
         import diffusers
         import transformers
@@ -319,4 +321,17 @@ def _import_diffusers() -> Any:
     # Loading bars from the libraries would interleave with OmniRT's own progress; OmniRT reports loads as events.
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.disable_progress_bar()
+    import_logger = logging.getLogger("transformers.utils.import_utils")
+    if not any(isinstance(existing, _TorchvisionFallbackFilter) for existing in import_logger.filters):
+        import_logger.addFilter(_TorchvisionFallbackFilter())
     return diffusers
+
+
+class _TorchvisionFallbackFilter(logging.Filter):
+    """Drop transformers' note that image processors use their PIL backend without torchvision.
+
+    That is the expected set-up of a CPU-only torch (see the README); the PIL processors give the same inputs.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "requires torchvision (not installed)" not in record.getMessage()

@@ -23,6 +23,9 @@ def seed_everything(seed: int = 0) -> None:
 
 def save_tiny_pipeline(pipe: Any, target: Path, *, model_id: str, default_config: dict[str, Any]) -> Path:
     """Save ``pipe`` with safetensors into ``target`` and record the defaults its tiny size needs."""
+    from omnirt.models.diffusers_pipeline import import_diffusers
+
+    import_diffusers()  # quiets the libraries' progress bars
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(target, safe_serialization=True)
@@ -39,6 +42,9 @@ def make_tiny(model_id: str, target: Path) -> Path:
 
     from omnirt.registry.registry import get_model
 
+    from omnirt.models.diffusers_pipeline import import_diffusers
+
+    import_diffusers()  # before the builder imports processors: quiets the libraries' notices and bars
     spec = get_model(model_id)
     family = spec.pipeline_cls.__module__.rsplit(".", 1)[0]
     builder = importlib.import_module(f"{family}.tiny")

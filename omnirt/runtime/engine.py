@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +70,11 @@ class Engine:
 
         report = RunReport(task=spec.task, model=spec.id, backend=resolved_backend.name, job_id=job_id)
         report.device = str(resolved_backend.device())
-        run_dir = (output_dir or self.output_dir or default_output_dir()) / report.run_id
+        run_dir = (output_dir or self.output_dir or default_output_dir()).resolve() / report.run_id
         ctx = RunContext(
             request=request,
             config={**config, "model_path": source.location},
-            output_dir=Path(config.get("output_dir") or run_dir),
+            output_dir=Path(config["output_dir"]).expanduser().resolve() if config.get("output_dir") else run_dir,
             on_event=on_event,
             should_cancel=should_cancel,
         )
@@ -88,10 +89,12 @@ class Engine:
             adapter_fingerprint(request.adapters),
         )
         ctx.emit("stage_start", "load")
+        load_started = time.perf_counter()
         entry, warm = self.cache.get_or_load(
             key, lambda: self._load(spec, source, resolved_backend, dtype, config, request)
         )
-        ctx.emit("stage_end", "load", warm=warm)
+        report.timings["load_ms"] = round((time.perf_counter() - load_started) * 1000, 3)
+        ctx.emit("stage_end", "load", warm=warm, elapsed_ms=report.timings["load_ms"])
         if warm:
             report.cache_hits.append("pipeline")
         with entry.lock:

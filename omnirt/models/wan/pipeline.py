@@ -1,6 +1,11 @@
-"""Wan 2.1 and 2.2 (14B; 2.2 uses two experts split by a noise boundary): text2video and image2video."""
+"""Wan 2.1 and 2.2 (14B; 2.2 uses two experts split by a noise boundary): text2video and image2video.
+
+Wan 2.2's second expert (``transformer_2``) denoises the low-noise steps with its own ``guidance_scale_2``.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from omnirt.models.contracts import diffusion_contract
 from omnirt.models.diffusers_pipeline import DiffusersPipeline
@@ -10,7 +15,22 @@ VIDEO = {"width": 832, "height": 480, "num_frames": 81, "fps": 16, "max_sequence
 HINT = {"min_vram_gb": 40, "dtype": "bf16"}
 
 
-def _wan(model_id: str, task: str, hub_id: str, steps: int, guidance: float, tier: str, summary: str):
+def _wan(
+    model_id: str,
+    task: str,
+    hub_id: str,
+    *,
+    steps: int,
+    guidance: float,
+    tier: str,
+    summary: str,
+    guidance_2: float | None = None,
+) -> Any:
+    defaults = {**VIDEO, "num_inference_steps": steps, "guidance_scale": guidance}
+    extra_config: tuple[str, ...] = ("max_sequence_length",)
+    if guidance_2 is not None:
+        defaults["guidance_scale_2"] = guidance_2
+        extra_config += ("guidance_scale_2",)
     return register_model(
         id=model_id,
         task=task,
@@ -18,8 +38,8 @@ def _wan(model_id: str, task: str, hub_id: str, steps: int, guidance: float, tie
         resource_hint=HINT,
         **diffusion_contract(
             task,
-            defaults={**VIDEO, "num_inference_steps": steps, "guidance_scale": guidance},
-            extra_config=("max_sequence_length",),
+            defaults=defaults,
+            extra_config=extra_config,
             require_prompt=True,
             tier=tier,
             maturity="beta",
@@ -28,22 +48,48 @@ def _wan(model_id: str, task: str, hub_id: str, steps: int, guidance: float, tie
     )
 
 
-@_wan("wan2.2-t2v-14b", "text2video", "Wan-AI/Wan2.2-T2V-A14B-Diffusers", 40, 4.0, "adjacent", "Wan 2.2 A14B T2V.")
-@_wan("wan2.1-t2v-14b", "text2video", "Wan-AI/Wan2.1-T2V-14B-Diffusers", 50, 5.0, "experimental", "Wan 2.1 14B T2V.")
+@_wan(
+    "wan2.2-t2v-14b",
+    "text2video",
+    "Wan-AI/Wan2.2-T2V-A14B-Diffusers",
+    steps=40,
+    guidance=4.0,
+    guidance_2=3.0,
+    tier="adjacent",
+    summary="Wan 2.2 A14B text to video (two experts).",
+)
+@_wan(
+    "wan2.1-t2v-14b",
+    "text2video",
+    "Wan-AI/Wan2.1-T2V-14B-Diffusers",
+    steps=50,
+    guidance=5.0,
+    tier="experimental",
+    summary="Wan 2.1 14B text to video.",
+)
 class WanTextToVideo(DiffusersPipeline):
     pipeline_classes = {"text2video": "WanPipeline"}
     output_kind = "video"
 
 
-@_wan("wan2.2-i2v-14b", "image2video", "Wan-AI/Wan2.2-I2V-A14B-Diffusers", 40, 3.5, "adjacent", "Wan 2.2 A14B I2V.")
+@_wan(
+    "wan2.2-i2v-14b",
+    "image2video",
+    "Wan-AI/Wan2.2-I2V-A14B-Diffusers",
+    steps=40,
+    guidance=3.5,
+    guidance_2=3.5,
+    tier="adjacent",
+    summary="Wan 2.2 A14B image to video (two experts).",
+)
 @_wan(
     "wan2.1-i2v-14b",
     "image2video",
     "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",
-    50,
-    5.0,
-    "experimental",
-    "Wan 2.1 14B I2V (480p).",
+    steps=50,
+    guidance=5.0,
+    tier="experimental",
+    summary="Wan 2.1 14B image to video (480p).",
 )
 class WanImageToVideo(DiffusersPipeline):
     pipeline_classes = {"image2video": "WanImageToVideoPipeline"}

@@ -1,0 +1,1 @@
+"""Benchmark scenarios, run by ``omnirt bench ...``; each measures against a baseline run side by side."""
