@@ -40,9 +40,8 @@ def make_tiny(model_id: str, target: Path) -> Path:
     """
     import importlib
 
-    from omnirt.registry.registry import get_model
-
     from omnirt.models.diffusers_pipeline import import_diffusers
+    from omnirt.registry.registry import get_model
 
     import_diffusers()  # before the builder imports processors: quiets the libraries' notices and bars
     spec = get_model(model_id)
