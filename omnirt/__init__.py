@@ -34,6 +34,10 @@ __all__ = [*_EXPORTS, *_SUBMODULES, "__version__"]
 
 
 def __getattr__(name: str) -> Any:
+    if name in ("app", "celery"):  # `celery -A omnirt` looks for omnirt.app
+        from omnirt.tasks.app import get_celery_app
+
+        return get_celery_app()
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     if name in _SUBMODULES:

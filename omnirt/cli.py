@@ -7,6 +7,7 @@ stderr; ``--debug`` adds the traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -270,7 +271,7 @@ def generate(
         )
         with _StepProgress() as progress:
             outcome = engine.run(request, on_event=progress.on_event)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line and an exit code
         fail(exc, debug)
         return
     payload = outcome.to_dict()
@@ -324,10 +325,169 @@ def make_tiny(model_id: str, directory: str, debug: bool) -> None:
         from omnirt.models.tiny_common import make_tiny as build
 
         target = build(model_id, Path(directory))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line and an exit code
         fail(exc, debug)
         return
     click.echo(str(target))
+
+
+def _export(name: str, value: Any) -> None:
+    """Settings travel as environment variables, so gunicorn and Celery child processes see them too."""
+    if value is None or value == () or value == "":
+        return
+    os.environ[name] = ",".join(value) if isinstance(value, (tuple, list)) else str(value)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--redis-url", envvar="OMNIRT_REDIS_URL", help="Fleet mode; without it the server runs embedded.")
+@click.option("--workers", type=int, default=2, show_default=True, help="gunicorn worker processes (fleet).")
+@click.option("--threads", type=int, default=64, show_default=True, help="Threads per gunicorn worker (fleet).")
+@click.option("--embedded-workers", type=int, help="Worker threads (embedded).")
+@click.option("--artifact-dir", type=click.Path(file_okay=False), help="Where artifacts live (shared in a fleet).")
+@click.option("--models-dir", type=click.Path(file_okay=False), help="Weights folder, one sub-folder per model id.")
+@click.option("--api-key-file", type=click.Path(dir_okay=False, exists=True), help="One API key per line.")
+@click.option("--model-tier", "model_tiers", multiple=True, type=click.Choice(["core", "adjacent", "experimental"]))
+@click.option("--models", "models_", help="Comma-separated model ids this server enables.")
+@click.option("--model-aliases", type=click.Path(dir_okay=False, exists=True), help="JSON/YAML alias map.")
+@click.option("--max-request-mb", type=float, help="Largest request body accepted.")
+@click.option("--default-device", type=click.Choice(["cuda", "ascend", "cpu"]), help="Device for backend=auto.")
+def serve(
+    host: str,
+    port: int,
+    redis_url: str | None,
+    workers: int,
+    threads: int,
+    embedded_workers: int | None,
+    artifact_dir: str | None,
+    models_dir: str | None,
+    api_key_file: str | None,
+    model_tiers: tuple[str, ...],
+    models_: str | None,
+    model_aliases: str | None,
+    max_request_mb: float | None,
+    default_device: str | None,
+) -> None:
+    """Run the HTTP/WebSocket API: embedded without --redis-url, a fleet front end with it."""
+    from omnirt.serve import serve_embedded, serve_fleet
+    from omnirt.settings import Settings
+
+    _export("OMNIRT_REDIS_URL", redis_url)
+    _export("OMNIRT_EMBEDDED_WORKERS", embedded_workers)
+    _export("OMNIRT_ARTIFACT_DIR", artifact_dir)
+    _export("OMNIRT_MODELS_DIR", models_dir)
+    _export("OMNIRT_API_KEY_FILE", api_key_file)
+    _export("OMNIRT_MODEL_TIERS", model_tiers)
+    _export("OMNIRT_MODELS", models_)
+    _export("OMNIRT_MODEL_ALIASES", model_aliases)
+    _export("OMNIRT_DEFAULT_DEVICE", default_device)
+    if max_request_mb is not None:
+        _export("OMNIRT_MAX_REQUEST_BYTES", int(max_request_mb * 2**20))
+    settings = Settings.from_env()
+    if settings.embedded:
+        serve_embedded(host, port, settings)
+    else:
+        serve_fleet(host, port, settings, workers=workers, threads=threads)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--device", type=click.Choice(["auto", "cuda", "ascend", "cpu"]), default="auto", show_default=True)
+@click.option("--tier", "tiers", multiple=True, type=click.Choice(["core", "adjacent", "experimental"]))
+@click.option("--models", "models_", help="Comma-separated model ids: serve their queues.")
+@click.option("--profile", type=click.Path(dir_okay=False, exists=True), help="YAML/JSON profile with models: [{id}].")
+@click.option("--preload", help="Comma-separated model ids to load at start.")
+@click.option("--queues", help="Explicit comma-separated queues (overrides device/tier/models).")
+@click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default="prefork", show_default=True)
+@click.option("--concurrency", type=int, default=1, show_default=True)
+@click.option("--redis-url", envvar="OMNIRT_REDIS_URL", required=True)
+@click.option("--name", help="Celery node name (default omnirt-<device>@<host>).")
+@click.option("--idle-unload-s", type=float, help="Unload a model after this many idle seconds.")
+@click.option("--memory-budget-gb", type=float, help="Evict least recently used models beyond this estimate.")
+@click.option("--artifact-dir", type=click.Path(file_okay=False))
+@click.option("--models-dir", type=click.Path(file_okay=False))
+@click.option("--dry-run", is_flag=True, help="Print the celery command instead of running it.")
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(
+    device: str,
+    tiers: tuple[str, ...],
+    models_: str | None,
+    profile: str | None,
+    preload: str | None,
+    queues: str | None,
+    pool: str,
+    concurrency: int,
+    redis_url: str,
+    name: str | None,
+    idle_unload_s: float | None,
+    memory_budget_gb: float | None,
+    artifact_dir: str | None,
+    models_dir: str | None,
+    dry_run: bool,
+    celery_args: tuple[str, ...],
+) -> None:
+    """Start a Celery worker on the queues a device, tiers, models or a profile need (a thin `celery worker`)."""
+    import shlex
+    import socket
+
+    from omnirt.tasks.routing import worker_queues
+
+    if device == "auto":
+        device = _detect_device()
+    model_ids = [item for item in (models_ or "").split(",") if item]
+    if profile:
+        model_ids += _profile_models(profile)
+    selected = [item for item in (queues or "").split(",") if item] or worker_queues(
+        device, tiers=tiers, models=model_ids
+    )
+    _export("OMNIRT_REDIS_URL", redis_url)
+    _export("OMNIRT_WORKER_DEVICE", device)
+    _export("OMNIRT_PRELOAD", preload)
+    _export("OMNIRT_IDLE_UNLOAD_S", idle_unload_s)
+    _export("OMNIRT_MEMORY_BUDGET_GB", memory_budget_gb)
+    _export("OMNIRT_ARTIFACT_DIR", artifact_dir)
+    _export("OMNIRT_MODELS_DIR", models_dir)
+    node = name or f"omnirt-{device}-{os.getpid()}@{socket.gethostname()}"
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "omnirt",
+        "worker",
+        "-Q",
+        ",".join(selected),
+        "--pool",
+        pool,
+        "--concurrency",
+        str(concurrency),
+        "-E",
+        "-n",
+        node,
+        "--loglevel",
+        "INFO",
+        *celery_args,
+    ]
+    if dry_run:
+        click.echo(shlex.join(argv))
+        return
+    os.execv(sys.executable, argv)
+
+
+def _detect_device() -> str:
+    """Ask a short-lived child which device `auto` means, so that this process (soon the worker parent that forks)
+    never initialises CUDA or an NPU."""
+    import subprocess
+
+    probe = "from omnirt.runtime.backends import resolve_backend; print(resolve_backend('auto').name)"
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def _profile_models(path: str) -> list[str]:
+    import yaml
+
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    return [str(entry["id"]) for entry in data.get("models", []) if isinstance(entry, dict) and entry.get("id")]
 
 
 @main.group()

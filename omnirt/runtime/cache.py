@@ -1,8 +1,13 @@
 """The warm pipeline cache: loaded models kept between runs, keyed only by what changes the weights.
 
-The key is (model, weights location, dtype, placement, adapters). Steps, size, seed, scheduler and other per-run
-settings never reload weights. Entries are evicted least-recently-used when the cache is full; each entry has a
-lock, because a loaded pipeline runs one request at a time.
+The key is (model, weights location, dtype, placement and compile mode, adapters). Steps, size, seed, scheduler and
+other per-run settings never reload weights. Entries leave the cache in three ways:
+
+* least recently used first, when more than ``max_entries`` are loaded;
+* least recently used first, when a new model's estimated size would take the total over ``memory_budget_gb``;
+* after ``idle_unload_s`` without use, when :meth:`sweep` runs (a worker's heartbeat calls it).
+
+Each entry has a lock: a loaded pipeline runs one request at a time. An entry in use is never evicted mid-run.
 """
 
 from __future__ import annotations
@@ -26,10 +31,16 @@ class CacheEntry:
     uses: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    @property
+    def estimated_gb(self) -> float:
+        return float(getattr(self.pipeline, "estimated_gb", 0.0) or 0.0)
+
 
 class WarmPipelineCache:
-    def __init__(self, max_entries: int = 4) -> None:
+    def __init__(self, max_entries: int = 4, *, idle_unload_s: float = 0.0, memory_budget_gb: float = 0.0) -> None:
         self.max_entries = max_entries
+        self.idle_unload_s = idle_unload_s
+        self.memory_budget_gb = memory_budget_gb
         self._entries: OrderedDict[CacheKey, CacheEntry] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[CacheKey, threading.Lock] = {}
@@ -53,9 +64,33 @@ class WarmPipelineCache:
             with self._lock:
                 self._entries[key] = entry
                 self._loading.pop(key, None)
-                while len(self._entries) > self.max_entries:
-                    self._entries.popitem(last=False)
+                while len(self._entries) > self.max_entries and self._evict_one(keep=key):
+                    pass
             return entry, False
+
+    def make_room(self, needed_gb: float) -> None:
+        """Evict least-recently-used idle entries until ``needed_gb`` more fits the memory budget."""
+        if self.memory_budget_gb <= 0:
+            return
+        with self._lock:
+            while self._total_gb() + needed_gb > self.memory_budget_gb and self._evict_one():
+                pass
+        _release_memory()
+
+    def sweep(self) -> int:
+        """Unload entries idle for longer than ``idle_unload_s``. Returns how many were unloaded."""
+        if self.idle_unload_s <= 0:
+            return 0
+        deadline = time.monotonic() - self.idle_unload_s
+        with self._lock:
+            idle = [
+                key for key, entry in self._entries.items() if entry.last_used < deadline and not entry.lock.locked()
+            ]
+            for key in idle:
+                del self._entries[key]
+        if idle:
+            _release_memory()
+        return len(idle)
 
     def evict(self, model_id: str | None = None) -> int:
         """Drop entries (all, or one model's). Returns how many were dropped."""
@@ -67,6 +102,23 @@ class WarmPipelineCache:
             _release_memory()
         return len(doomed)
 
+    def describe(self) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        with self._lock:
+            return [
+                {
+                    "model": key[0],
+                    "weights": key[1],
+                    "dtype": key[2],
+                    "placement": key[3],
+                    "adapters": len(key[4]),
+                    "uses": entry.uses,
+                    "idle_s": round(now - entry.last_used, 1),
+                    "estimated_gb": round(entry.estimated_gb, 3),
+                }
+                for key, entry in self._entries.items()
+            ]
+
     def keys(self) -> list[CacheKey]:
         with self._lock:
             return list(self._entries)
@@ -74,15 +126,23 @@ class WarmPipelineCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def _total_gb(self) -> float:
+        return sum(entry.estimated_gb for entry in self._entries.values())
+
+    def _evict_one(self, keep: CacheKey | None = None) -> bool:
+        """Drop the least recently used entry that is not running (caller holds the lock)."""
+        for key, entry in self._entries.items():
+            if key != keep and not entry.lock.locked():
+                del self._entries[key]
+                return True
+        return False
+
 
 def _release_memory() -> None:
     import gc
+    import sys
 
     gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:
-        pass
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -71,7 +71,7 @@ def wrap_module(module: Any, tag: str, *, backend: Backend, config: dict[str, An
         options["mode"] = "max-autotune-no-cudagraphs"
     try:
         compiled_forward = torch.compile(eager_forward, **options)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to compile means eager
         timeline.attempts.append(BackendAttempt("compile", ok=False, reason=_one_line(exc)))
         timeline.attempts.append(BackendAttempt("eager", ok=True, selected=True))
         return timeline
@@ -79,7 +79,7 @@ def wrap_module(module: Any, tag: str, *, backend: Backend, config: dict[str, An
     def guarded_forward(*args: Any, **kwargs: Any) -> Any:
         try:
             output = compiled_forward(*args, **kwargs)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - compile failures surface at the first call
             module.forward = eager_forward
             timeline.attempts[:] = [
                 BackendAttempt("compile", ok=False, reason=_one_line(exc)),

@@ -37,8 +37,12 @@ class Engine:
         cache_size: int = 4,
         models_dir: Path | None = None,
         output_dir: Path | None = None,
+        idle_unload_s: float = 0.0,
+        memory_budget_gb: float = 0.0,
     ) -> None:
-        self.cache = WarmPipelineCache(max_entries=cache_size)
+        self.cache = WarmPipelineCache(
+            max_entries=cache_size, idle_unload_s=idle_unload_s, memory_budget_gb=memory_budget_gb
+        )
         self.models_dir = models_dir
         self.output_dir = output_dir
 
@@ -54,8 +58,12 @@ class Engine:
         should_cancel: CancelCheck | None = None,
         job_id: str | None = None,
         output_dir: Path | None = None,
+        run_dir: Path | None = None,
     ) -> GenerateResult:
-        """Run ``request`` to completion. Raises :class:`RequestValidationError` or the run's own error."""
+        """Run ``request`` to completion. Raises :class:`RequestValidationError` or the run's own error.
+
+        Artifacts go to ``run_dir`` if given, else ``<output_dir>/<run id>/`` (``config.output_dir`` wins over both).
+        """
         validation = validate_request(request, backend=backend)
         validation.raise_for_errors()
         spec = validation.model
@@ -70,7 +78,7 @@ class Engine:
 
         report = RunReport(task=spec.task, model=spec.id, backend=resolved_backend.name, job_id=job_id)
         report.device = str(resolved_backend.device())
-        run_dir = (output_dir or self.output_dir or default_output_dir()).resolve() / report.run_id
+        run_dir = run_dir or (output_dir or self.output_dir or default_output_dir()).resolve() / report.run_id
         ctx = RunContext(
             request=request,
             config={**config, "model_path": source.location},
@@ -81,13 +89,7 @@ class Engine:
         for warning in validation.warnings + ([dtype_note] if dtype_note else []):
             ctx.emit("warning", None, message=warning)
 
-        key: CacheKey = (
-            spec.canonical_id,
-            source.location,
-            dtype,
-            f"{placement_key(resolved_backend, config)}|{compile_key(resolved_backend, config)}",
-            adapter_fingerprint(request.adapters),
-        )
+        key = self._key(spec, source, dtype, resolved_backend, config, request)
         ctx.emit("stage_start", "load")
         load_started = time.perf_counter()
         entry, warm = self.cache.get_or_load(
@@ -100,6 +102,40 @@ class Engine:
         with entry.lock:
             entry.uses += 1
             return entry.pipeline.run(ctx, report)
+
+    def preload(self, model_id: str, *, backend: str = "auto") -> None:
+        """Load ``model_id`` (its primary task, default settings) into the warm cache without running it."""
+        from omnirt.registry.registry import get_model
+
+        spec = get_model(model_id)
+        resolved_backend = resolve_backend(backend)
+        source = self.weights_for(spec, {})
+        config, _ = resolve_config(spec, {}, read_folder_defaults(source.location) if source.is_local else {})
+        dtype, _ = choose_dtype(resolved_backend, config.get("dtype"), spec.resource_hint.get("dtype"))
+        request = GenerateRequest(task=spec.task, model=spec.id, backend=resolved_backend.name)
+        key = self._key(spec, source, dtype, resolved_backend, config, request)
+        self.cache.get_or_load(key, lambda: self._load(spec, source, resolved_backend, dtype, config, request))
+
+    def loaded_models(self) -> list[dict[str, Any]]:
+        """What this process keeps warm: model, dtype, placement, idle seconds, estimated size."""
+        return self.cache.describe()
+
+    def _key(
+        self,
+        spec: ModelSpec,
+        source: WeightsSource,
+        dtype: str,
+        backend: Backend,
+        config: dict[str, Any],
+        request: GenerateRequest,
+    ) -> CacheKey:
+        return (
+            spec.canonical_id,
+            source.location,
+            dtype,
+            f"{placement_key(backend, config)}|{compile_key(backend, config)}",
+            adapter_fingerprint(request.adapters),
+        )
 
     def weights_for(self, spec: ModelSpec, config: dict[str, Any]) -> WeightsSource:
         return resolve_weights(
@@ -119,14 +155,31 @@ class Engine:
         config: dict[str, Any],
         request: GenerateRequest,
     ) -> Any:
-        ensure_memory_budget(spec.id, source.location, dtype=dtype, backend=backend, resource_hint=spec.resource_hint)
-        return spec.pipeline_cls(
+        estimate = ensure_memory_budget(
+            spec.id, source.location, dtype=dtype, backend=backend, resource_hint=spec.resource_hint
+        )
+        self.cache.make_room(estimate or 0.0)
+        pipeline = spec.pipeline_cls(
             spec=spec, source=source, backend=backend, dtype=dtype, config=config, adapters=request.adapters
         )
+        pipeline.estimated_gb = estimate or 0.0
+        return pipeline
 
 
 _DEFAULT_ENGINE: Engine | None = None
 _DEFAULT_LOCK = threading.Lock()
+
+
+def configure_default_engine(settings: Any) -> Engine:
+    """Replace the process-wide engine with one sized by ``settings`` (cache size, idle unload, memory budget)."""
+    global _DEFAULT_ENGINE
+    with _DEFAULT_LOCK:
+        _DEFAULT_ENGINE = Engine(
+            cache_size=settings.cache_size,
+            idle_unload_s=settings.idle_unload_s,
+            memory_budget_gb=settings.memory_budget_gb,
+        )
+        return _DEFAULT_ENGINE
 
 
 def get_default_engine() -> Engine:

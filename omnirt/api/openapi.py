@@ -1,0 +1,96 @@
+"""``GET /openapi.json``: the OpenAPI description, generated with apispec from the marshmallow schemas and the
+YAML blocks in each view's docstring."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from apispec_webframeworks.flask import FlaskPlugin
+from flask import Blueprint, current_app, jsonify
+from marshmallow import Schema, fields
+
+from omnirt import __version__
+from omnirt.api.submission import GenerateSubmissionSchema
+from omnirt.contracts.schemas import (
+    AdapterRefSchema,
+    ArtifactSchema,
+    GenerateResultSchema,
+    RunReportSchema,
+    StageEventSchema,
+)
+
+bp = Blueprint("openapi", __name__)
+
+
+class ErrorBodySchema(Schema):
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    details = fields.Dict()
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorBodySchema, required=True)
+
+
+class JobSchema(Schema):
+    id = fields.String()
+    job_id = fields.String()
+    state = fields.String(metadata={"enum": ["queued", "running", "succeeded", "failed", "cancelled"]})
+    model = fields.String()
+    task = fields.String()
+    backend = fields.String()
+    queue = fields.String()
+    request = fields.Dict()
+    trace_id = fields.String()
+    attempts = fields.Integer()
+    worker_id = fields.String(allow_none=True)
+    enqueued_at_ms = fields.Integer()
+    started_at_ms = fields.Integer(allow_none=True)
+    finished_at_ms = fields.Integer(allow_none=True)
+    cancel_requested = fields.Boolean()
+    result = fields.Nested(GenerateResultSchema, allow_none=True)
+    error = fields.Nested(ErrorBodySchema, allow_none=True)
+    events = fields.List(fields.Nested(StageEventSchema))
+    links = fields.Dict(keys=fields.String(), values=fields.String())
+
+
+def build_spec() -> dict[str, Any]:
+    spec = APISpec(
+        title="OmniRT",
+        version=__version__,
+        openapi_version="3.0.3",
+        plugins=[FlaskPlugin(), MarshmallowPlugin()],
+        info={"description": "Inference runtime for digital humans and multimodal generation."},
+    )
+    for name, schema in (  # leaves first: the plugin reuses a registered schema when it meets it nested
+        ("StageEvent", StageEventSchema),
+        ("Artifact", ArtifactSchema),
+        ("RunReport", RunReportSchema),
+        ("GenerateResult", GenerateResultSchema),
+        ("AdapterRef", AdapterRefSchema),
+        ("GenerateSubmission", GenerateSubmissionSchema),
+        ("ErrorBody", ErrorBodySchema),
+        ("Error", ErrorSchema),
+        ("Job", JobSchema),
+    ):
+        spec.components.schema(name, schema=schema)
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "x-api-key"})
+    for rule in current_app.url_map.iter_rules():
+        view = current_app.view_functions[rule.endpoint]
+        if rule.endpoint == "static" or not (view.__doc__ and "---" in view.__doc__):
+            continue
+        spec.path(view=view, app=current_app)
+    return spec.to_dict()
+
+
+@bp.get("/openapi.json")
+def openapi() -> Any:
+    """The OpenAPI 3 description of every HTTP route.
+    ---
+    get:
+      responses: {200: {description: OpenAPI document}}
+    """
+    return jsonify(build_spec())

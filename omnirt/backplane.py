@@ -1,0 +1,185 @@
+"""The services a process shares with the rest of the fleet: job store, event bus, worker registry, dispatcher.
+
+In a fleet (a Redis URL is configured) they are Redis-backed and the dispatcher sends Celery tasks; embedded (no
+Redis URL) they live in memory and the dispatcher hands jobs to worker threads in this process. Everything above
+this module (the API, the executor) is the same in both modes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+from typing import Any, Protocol
+
+from omnirt.events.bus import EventBus, MemoryEventBus, RedisEventBus
+from omnirt.jobs.job import Job
+from omnirt.jobs.store import JobStore, MemoryJobStore, RedisJobStore
+from omnirt.settings import Settings
+from omnirt.workers.heartbeat import MemoryWorkerRegistry, RedisWorkerRegistry, WorkerRegistry
+
+log = logging.getLogger(__name__)
+
+STAGE_BUCKETS_MS = (10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000)
+
+
+class Dispatcher(Protocol):
+    def dispatch(self, job: Job) -> None: ...
+    def revoke(self, job: Job) -> None: ...
+
+
+class CeleryDispatcher:
+    """Sends ``omnirt.generate`` by name (the API never imports the task code), carrying the job id only."""
+
+    def __init__(self, celery_app: Any) -> None:
+        self.celery = celery_app
+
+    @staticmethod
+    def task_id(job: Job) -> str:
+        return f"{job.id}.{job.attempts}"
+
+    def dispatch(self, job: Job) -> None:
+        self.celery.send_task(
+            "omnirt.generate",
+            args=[job.id],
+            kwargs={"model": job.model, "task": job.task},
+            queue=job.queue,
+            task_id=self.task_id(job),
+        )
+
+    def revoke(self, job: Job) -> None:
+        self.celery.control.revoke(self.task_id(job))
+
+
+class EmbeddedDispatcher:
+    """In-process worker threads fed from a queue: the embedded stand-in for Celery and Redis."""
+
+    def __init__(self, backplane: Backplane, workers: int) -> None:
+        self.backplane = backplane
+        self.jobs: queue.Queue[str] = queue.Queue()
+        self.worker_ids = [f"embedded:{socket.gethostname()}:{os.getpid()}:{index}" for index in range(workers)]
+        self._threads = [
+            threading.Thread(target=self._work, args=(worker_id,), name=f"omnirt-{worker_id}", daemon=True)
+            for worker_id in self.worker_ids
+        ]
+        self._started = False
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        from omnirt.tasks.routing import all_tier_queues
+        from omnirt.workers.heartbeat import Heartbeat
+        from omnirt.workers.reaper import Reaper
+
+        with self._lock:
+            if self._started:
+                return
+            settings = self.backplane.settings
+            for worker_id in self.worker_ids:
+                Heartbeat(
+                    self.backplane.workers,
+                    worker_id,
+                    lambda: {"mode": "embedded", "device": "auto", "queues": all_tier_queues(), "pid": os.getpid()},
+                    interval_s=settings.heartbeat_interval_s,
+                    ttl_s=settings.heartbeat_ttl_s,
+                ).start()
+            for thread in self._threads:
+                thread.start()
+            Reaper(self.backplane).start()
+            self._started = True
+
+    def dispatch(self, job: Job) -> None:
+        self.start()
+        self.jobs.put(job.id)
+
+    def revoke(self, job: Job) -> None:
+        """A queued embedded job is skipped when a thread takes it: its record already says cancelled."""
+
+    def _work(self, worker_id: str) -> None:
+        from omnirt.runtime.engine import get_default_engine
+        from omnirt.workers.executor import execute_job
+
+        while True:
+            job_id = self.jobs.get()
+            try:
+                execute_job(job_id, backplane=self.backplane, engine=get_default_engine(), worker_id=worker_id)
+            except Exception:
+                log.exception("embedded worker failed on job %s", job_id)
+
+
+class Backplane:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.redis: Any = None
+        self.store: JobStore
+        self.events: EventBus
+        self.workers: WorkerRegistry
+        self.dispatcher: Dispatcher
+        if settings.embedded:
+            self.workers = MemoryWorkerRegistry()
+            self.store = MemoryJobStore(is_alive=self.workers.alive)
+            self.events = MemoryEventBus(ttl_s=settings.events_ttl_s)
+            embedded = EmbeddedDispatcher(self, settings.embedded_workers)
+            self.dispatcher = embedded
+            self._embedded = embedded
+        else:
+            import redis
+
+            self.redis = redis.Redis.from_url(
+                settings.redis_url,
+                decode_responses=True,
+                socket_timeout=5,
+                socket_connect_timeout=2,
+                health_check_interval=30,
+            )
+            relay_client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_connect_timeout=2)
+            self.workers = RedisWorkerRegistry(self.redis)
+            self.store = RedisJobStore(self.redis, ttl_s=settings.job_ttl_s)
+            self.events = RedisEventBus(
+                relay_client, maxlen=settings.events_maxlen, ttl_s=settings.events_ttl_s, job_ttl_s=settings.job_ttl_s
+            )
+            from omnirt.tasks.app import get_celery_app
+
+            self.dispatcher = CeleryDispatcher(get_celery_app())
+
+    @property
+    def embedded_worker_ids(self) -> list[str]:
+        return list(self._embedded.worker_ids) if self.settings.embedded else []
+
+    def live_queues(self) -> set[str]:
+        return {queue_name for worker in self.workers.workers() for queue_name in worker.get("queues", [])}
+
+    def record_stage_timings(self, model: str, timings: dict[str, float]) -> None:
+        """Count stage durations into histogram buckets that any front end's /metrics can read."""
+        if self.redis is None:
+            from omnirt.telemetry.metrics import observe_stage_locally
+
+            observe_stage_locally(model, timings)
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for key, milliseconds in timings.items():
+            stage = key.removesuffix("_ms")
+            hash_key = f"omnirt:stats:stage:{stage}|{model}"
+            pipe.hincrbyfloat(hash_key, "sum", milliseconds)
+            pipe.hincrby(hash_key, "count", 1)
+            for bound in STAGE_BUCKETS_MS:
+                if milliseconds <= bound:
+                    pipe.hincrby(hash_key, f"le_{bound}", 1)
+        try:
+            pipe.execute()
+        except Exception:
+            log.warning("could not record stage timings", exc_info=True)
+
+
+_BACKPLANE: Backplane | None = None
+_LOCK = threading.Lock()
+
+
+def get_backplane(settings: Settings | None = None) -> Backplane:
+    """This process's backplane, built on first use from ``settings`` (default: the environment)."""
+    global _BACKPLANE
+    with _LOCK:
+        if _BACKPLANE is None or (settings is not None and settings is not _BACKPLANE.settings):
+            _BACKPLANE = Backplane(settings or Settings.from_env())
+        return _BACKPLANE

@@ -1,0 +1,101 @@
+"""Runtime settings shared by the API, the workers and the CLI, read from ``OMNIRT_*`` environment variables.
+
+The CLI turns its flags into environment variables before anything reads them, so a gunicorn worker or a Celery
+child process sees the same settings as the command that started it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _list(name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str | None = None
+    artifact_dir: Path = Path("outputs")
+    job_ttl_s: int = 7 * 24 * 3600
+    events_ttl_s: int = 3600
+    events_maxlen: int = 10_000
+    heartbeat_interval_s: float = 2.0
+    heartbeat_ttl_s: float = 6.0
+    max_attempts: int = 2
+    visibility_timeout_s: int = 6 * 3600
+    sync_timeout_s: float = 300.0
+    max_request_bytes: int = 64 * 1024 * 1024
+    max_queued_jobs: int = 10_000
+    api_keys: tuple[str, ...] = ()
+    model_tiers: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    model_aliases: dict[str, str] = field(default_factory=dict)
+    default_device: str = "cpu"
+    embedded_workers: int = 1
+    sse_keepalive_s: float = 15.0
+    idle_unload_s: float = 0.0
+    memory_budget_gb: float = 0.0
+    cache_size: int = 4
+
+    @property
+    def embedded(self) -> bool:
+        return not self.redis_url
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        keys = list(_list("OMNIRT_API_KEYS"))
+        key_file = os.environ.get("OMNIRT_API_KEY_FILE")
+        if key_file:
+            keys += [line.strip() for line in Path(key_file).read_text().splitlines() if line.strip()]
+        return cls(
+            redis_url=os.environ.get("OMNIRT_REDIS_URL") or None,
+            artifact_dir=Path(os.environ.get("OMNIRT_ARTIFACT_DIR", os.environ.get("OMNIRT_OUTPUT_DIR", "outputs"))),
+            job_ttl_s=_int("OMNIRT_JOB_TTL_S", cls.job_ttl_s),
+            events_ttl_s=_int("OMNIRT_EVENTS_TTL_S", cls.events_ttl_s),
+            events_maxlen=_int("OMNIRT_EVENTS_MAXLEN", cls.events_maxlen),
+            heartbeat_interval_s=_float("OMNIRT_HEARTBEAT_INTERVAL_S", cls.heartbeat_interval_s),
+            heartbeat_ttl_s=_float("OMNIRT_HEARTBEAT_TTL_S", cls.heartbeat_ttl_s),
+            max_attempts=_int("OMNIRT_MAX_ATTEMPTS", cls.max_attempts),
+            visibility_timeout_s=_int("OMNIRT_VISIBILITY_TIMEOUT_S", cls.visibility_timeout_s),
+            sync_timeout_s=_float("OMNIRT_SYNC_TIMEOUT_S", cls.sync_timeout_s),
+            max_request_bytes=_int("OMNIRT_MAX_REQUEST_BYTES", cls.max_request_bytes),
+            max_queued_jobs=_int("OMNIRT_MAX_QUEUED_JOBS", cls.max_queued_jobs),
+            api_keys=tuple(dict.fromkeys(keys)),
+            model_tiers=_list("OMNIRT_MODEL_TIERS"),
+            models=_list("OMNIRT_MODELS"),
+            model_aliases=_aliases(os.environ.get("OMNIRT_MODEL_ALIASES")),
+            default_device=os.environ.get("OMNIRT_DEFAULT_DEVICE", cls.default_device),
+            embedded_workers=_int("OMNIRT_EMBEDDED_WORKERS", cls.embedded_workers),
+            sse_keepalive_s=_float("OMNIRT_SSE_KEEPALIVE_S", cls.sse_keepalive_s),
+            idle_unload_s=_float("OMNIRT_IDLE_UNLOAD_S", cls.idle_unload_s),
+            memory_budget_gb=_float("OMNIRT_MEMORY_BUDGET_GB", cls.memory_budget_gb),
+            cache_size=_int("OMNIRT_CACHE_SIZE", cls.cache_size),
+        )
+
+
+def _aliases(path: str | None) -> dict[str, str]:
+    """A model alias map from a JSON or YAML file: a flat mapping, or one nested under ``aliases``."""
+    if not path:
+        return {}
+    import json
+
+    text = Path(path).read_text()
+    if path.endswith((".yaml", ".yml")):
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+    else:
+        data = json.loads(text)
+    data = data.get("aliases", data) if isinstance(data, dict) else {}
+    return {str(key): str(value) for key, value in data.items()}

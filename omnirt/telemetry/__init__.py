@@ -1,0 +1,1 @@
+"""Telemetry: Prometheus metrics for the API and the fleet."""

@@ -1,0 +1,134 @@
+"""How a Celery worker becomes an OmniRT worker: a bootstep and a signal, no subclassing.
+
+* :class:`OmniRTStep` (a worker bootstep) runs in the main worker process before the pool starts. It publishes the
+  node name, queues and device to the environment, so pool children inherit them. For pools that run tasks in the
+  main process (solo, threads) it starts the process services there.
+* ``worker_process_init`` starts the process services in each prefork child, the process that runs tasks: models
+  load there, never in the parent that forks.
+
+The process services: a heartbeat (device, queues, loaded models, memory), the reaper, preloading of
+``OMNIRT_PRELOAD`` models, and the warm cache's idle unload.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from typing import Any
+
+from celery import bootsteps
+from celery.signals import worker_process_init, worker_process_shutdown
+
+log = logging.getLogger(__name__)
+
+_services_started = threading.Event()
+_heartbeat: Any = None
+
+
+def node_name() -> str:
+    return os.environ.get("OMNIRT_WORKER_NODE") or f"omnirt@{socket.gethostname()}"
+
+
+def process_worker_id() -> str:
+    return f"{node_name()}:{os.getpid()}"
+
+
+def worker_queues() -> list[str]:
+    return [name for name in os.environ.get("OMNIRT_WORKER_QUEUES", "").split(",") if name]
+
+
+def worker_device() -> str:
+    configured = os.environ.get("OMNIRT_WORKER_DEVICE")
+    if configured:
+        return configured
+    devices = {name.rsplit(".", 1)[-1] for name in worker_queues() if name.startswith("omnirt.")}
+    return devices.pop() if len(devices) == 1 else "auto"
+
+
+def describe_process() -> dict[str, Any]:
+    import psutil
+
+    from omnirt.runtime.engine import get_default_engine
+
+    engine = get_default_engine()
+    return {
+        "node": node_name(),
+        "pid": os.getpid(),
+        "device": worker_device(),
+        "queues": worker_queues(),
+        "loaded_models": engine.loaded_models(),
+        "memory": {"rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1)},
+    }
+
+
+def start_process_services() -> None:
+    """Start heartbeat, reaper, preloading and idle unload in the process that runs jobs (once per process)."""
+    global _heartbeat
+    if _services_started.is_set():
+        return
+    _services_started.set()
+    from omnirt.backplane import get_backplane
+    from omnirt.runtime.engine import configure_default_engine, get_default_engine
+    from omnirt.workers.heartbeat import Heartbeat
+    from omnirt.workers.reaper import Reaper
+
+    backplane = get_backplane()
+    settings = backplane.settings
+    configure_default_engine(settings)
+    engine = get_default_engine()
+    _heartbeat = Heartbeat(
+        backplane.workers,
+        process_worker_id(),
+        describe_process,
+        interval_s=settings.heartbeat_interval_s,
+        ttl_s=settings.heartbeat_ttl_s,
+        on_beat=(engine.cache.sweep,),
+    ).start()
+    Reaper(backplane).start()
+    device = worker_device()
+    for model_id in [name for name in os.environ.get("OMNIRT_PRELOAD", "").split(",") if name]:
+        try:
+            engine.preload(model_id, backend=device if device != "auto" else "auto")
+            log.info("preloaded %s", model_id)
+        except Exception:
+            log.exception("could not preload %s", model_id)
+    _heartbeat.beat_once()
+
+
+@worker_process_init.connect
+def _on_child_start(**_: Any) -> None:
+    start_process_services()
+
+
+@worker_process_shutdown.connect
+def _on_child_stop(**_: Any) -> None:
+    if _heartbeat is not None:
+        _heartbeat.stop()
+
+
+class OmniRTStep(bootsteps.StartStopStep):
+    """Publishes the worker's identity to its children; starts process services for in-process pools."""
+
+    label = "OmniRT"
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        os.environ["OMNIRT_WORKER_NODE"] = worker.hostname
+        queues = sorted(worker.app.amqp.queues.consume_from or worker.app.amqp.queues)
+        os.environ["OMNIRT_WORKER_QUEUES"] = ",".join(queues)
+        pool = worker.pool_cls if isinstance(worker.pool_cls, str) else getattr(worker.pool_cls, "__module__", "")
+        self.in_process = "prefork" not in str(pool)
+
+    def start(self, worker: Any) -> None:
+        if self.in_process:
+            start_process_services()
+
+    def stop(self, worker: Any) -> None:
+        if self.in_process and _heartbeat is not None:
+            _heartbeat.stop()
+
+
+def install(app: Any) -> None:
+    app.steps["worker"].add(OmniRTStep)
