@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from omnirt.models.tiny_common import save_tiny_pipeline, seed_everything
+from omnirt.models.tiny_components import TINY_T5_CONFIG
 
 # Four blocks: spatial factor 8, temporal factor 4 (the real factors).
 VAE: dict[str, Any] = {
@@ -26,19 +27,8 @@ VAE: dict[str, Any] = {
     "temporal_compression_ratio": 4,
 }
 
-TEXT_ENCODER: dict[str, Any] = {
-    "vocab_size": 1000,
-    "d_model": 32,
-    "d_kv": 8,
-    "d_ff": 37,
-    "num_layers": 2,
-    "num_heads": 4,
-    "relative_attention_num_buckets": 8,
-    "dropout_rate": 0.0,
-    "pad_token_id": 0,
-    "eos_token_id": 1,
-    "decoder_start_token_id": 0,
-}
+# The shared tiny T5 encoder (T5 v1.1 XXL on the real checkpoints).
+TEXT_ENCODER: dict[str, Any] = TINY_T5_CONFIG
 
 # The pipeline's default height, width and num_frames come from sample_height/width (latent pixels) and
 # sample_frames: 4 x 8 = 32 pixels, 9 frames. max_text_seq_length must equal the pipeline's default

@@ -25,6 +25,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omnirt.models.tiny_common import save_tiny_pipeline, seed_everything
+from omnirt.models.tiny_components import (
+    TINY_CLIP_TEXT_CONFIG,
+    TINY_FLUX_SCHEDULER_CONFIG,
+    TINY_KL_VAE_CONFIG,
+    TINY_T5_CONFIG,
+)
 from omnirt.models.tiny_tokenizers import clip_tokenizer, t5_tokenizer
 
 if TYPE_CHECKING:
@@ -34,47 +40,15 @@ if TYPE_CHECKING:
 # Components
 # ---------------------------------------------------------------------------------------------------------------------
 
-# CLIP ViT-L: only its pooled output is used.
-TEXT_ENCODER_CONFIG: dict[str, Any] = {
-    "vocab_size": 1000,
-    "hidden_size": 32,
-    "intermediate_size": 37,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "max_position_embeddings": 77,
-    "hidden_act": "quick_gelu",
-    "layer_norm_eps": 1e-5,
-    "bos_token_id": 0,
-    "eos_token_id": 1,
-    "pad_token_id": 1,
-}
+# CLIP ViT-L, the shared tiny CLIP text encoder: only its pooled output is used.
+TEXT_ENCODER_CONFIG: dict[str, Any] = TINY_CLIP_TEXT_CONFIG
 
-# T5-XXL encoder; the tiny T5 tokenizer has <pad>=0, </s>=1, <unk>=2.
-TEXT_ENCODER_2_CONFIG: dict[str, Any] = {
-    "vocab_size": 1000,
-    "d_model": 32,
-    "d_ff": 37,
-    "d_kv": 8,
-    "num_layers": 2,
-    "num_heads": 4,
-    "relative_attention_num_buckets": 8,
-    "feed_forward_proj": "gated-gelu",
-    "dropout_rate": 0.0,
-    "pad_token_id": 0,
-    "eos_token_id": 1,
-    "decoder_start_token_id": 0,
-}
+# T5-XXL encoder: the shared tiny T5 with T5 v1.1's gated-gelu.
+TEXT_ENCODER_2_CONFIG: dict[str, Any] = {**TINY_T5_CONFIG, "feed_forward_proj": "gated-gelu"}
 
+# The shared two-block KL VAE, without quant convs and with FLUX's latent shift and scaling.
 VAE_CONFIG: dict[str, Any] = {
-    "sample_size": 64,
-    "in_channels": 3,
-    "out_channels": 3,
-    "down_block_types": ("DownEncoderBlock2D", "DownEncoderBlock2D"),
-    "up_block_types": ("UpDecoderBlock2D", "UpDecoderBlock2D"),
-    "block_out_channels": (4, 8),
-    "layers_per_block": 1,
-    "norm_num_groups": 2,
-    "latent_channels": 4,
+    **TINY_KL_VAE_CONFIG,
     "use_quant_conv": False,
     "use_post_quant_conv": False,
     "shift_factor": 0.1159,
@@ -107,16 +81,9 @@ FILL_TRANSFORMER_CONFIG: dict[str, Any] = {
     "out_channels": 4 * _LATENT_CHANNELS,
 }
 
-# dev / Fill / Kontext: the shift grows with the image token count; schnell: a fixed shift of 1.
-DEV_SCHEDULER_CONFIG: dict[str, Any] = {
-    "num_train_timesteps": 1000,
-    "shift": 3.0,
-    "use_dynamic_shifting": True,
-    "base_image_seq_len": 256,
-    "max_image_seq_len": 4096,
-    "base_shift": 0.5,
-    "max_shift": 1.15,
-}
+# dev / Fill / Kontext: the shift grows with the image token count (the shared FLUX scheduler); schnell: a fixed
+# shift of 1.
+DEV_SCHEDULER_CONFIG: dict[str, Any] = TINY_FLUX_SCHEDULER_CONFIG
 
 SCHNELL_SCHEDULER_CONFIG: dict[str, Any] = {"num_train_timesteps": 1000, "shift": 1.0, "use_dynamic_shifting": False}
 

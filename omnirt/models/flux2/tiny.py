@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omnirt.models.tiny_common import save_tiny_pipeline, seed_everything
+from omnirt.models.tiny_components import TINY_FLUX_SCHEDULER_CONFIG, TINY_KL_VAE_CONFIG
 from omnirt.models.tiny_tokenizers import llama_tokenizer, qwen2_tokenizer
 
 if TYPE_CHECKING:
@@ -128,16 +129,9 @@ QWEN3_CONFIG: dict[str, Any] = {
     "tie_word_embeddings": True,
 }
 
+# The shared two-block KL VAE, without quant convs and with the 2x2 latent patchify of AutoencoderKLFlux2.
 VAE_CONFIG: dict[str, Any] = {
-    "sample_size": 64,
-    "in_channels": 3,
-    "out_channels": 3,
-    "down_block_types": ("DownEncoderBlock2D", "DownEncoderBlock2D"),
-    "up_block_types": ("UpDecoderBlock2D", "UpDecoderBlock2D"),
-    "block_out_channels": (4, 8),
-    "layers_per_block": 1,
-    "norm_num_groups": 2,
-    "latent_channels": 4,
+    **TINY_KL_VAE_CONFIG,
     "use_quant_conv": False,
     "use_post_quant_conv": False,
     "patch_size": (2, 2),
@@ -158,15 +152,8 @@ DEV_TRANSFORMER_CONFIG: dict[str, Any] = {
 
 KLEIN_TRANSFORMER_CONFIG: dict[str, Any] = {**DEV_TRANSFORMER_CONFIG, "guidance_embeds": False}
 
-SCHEDULER_CONFIG: dict[str, Any] = {
-    "num_train_timesteps": 1000,
-    "shift": 3.0,
-    "use_dynamic_shifting": True,
-    "base_image_seq_len": 256,
-    "max_image_seq_len": 4096,
-    "base_shift": 0.5,
-    "max_shift": 1.15,
-}
+# The shared FLUX scheduler: flow matching with a shift that grows with the image token count, as in FLUX.1 dev.
+SCHEDULER_CONFIG: dict[str, Any] = TINY_FLUX_SCHEDULER_CONFIG
 
 DEFAULT_CONFIG: dict[str, Any] = {"height": 32, "width": 32, "num_inference_steps": 2}
 

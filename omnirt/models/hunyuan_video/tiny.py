@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from omnirt.models.tiny_common import save_tiny_pipeline, seed_everything
+from omnirt.models.tiny_components import TINY_CLIP_TEXT_CONFIG
 
 MODEL_IDS = ("hunyuan-video",)
 
@@ -49,20 +50,8 @@ TEXT_ENCODER: dict[str, Any] = {
     "pad_token_id": 0,
 }
 
-# Ids match tiny_tokenizers.clip_tokenizer: <|startoftext|>=0, <|endoftext|>=1.
-TEXT_ENCODER_2: dict[str, Any] = {
-    "vocab_size": 1000,
-    "hidden_size": 8,
-    "intermediate_size": 37,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "projection_dim": 32,
-    "hidden_act": "gelu",
-    "layer_norm_eps": 1e-5,
-    "bos_token_id": 0,
-    "eos_token_id": 1,
-    "pad_token_id": 1,
-}
+# The shared tiny CLIP text encoder, narrower and with gelu.
+TEXT_ENCODER_2: dict[str, Any] = {**TINY_CLIP_TEXT_CONFIG, "hidden_size": 8, "projection_dim": 32, "hidden_act": "gelu"}
 
 # text_embed_dim is the Llama hidden size, pooled_projection_dim the CLIP hidden size; rope_axes_dim sums to the
 # head dim. guidance_embeds: the real checkpoint is guidance-distilled (guidance_scale is an input, not CFG).

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from omnirt.models.tiny_common import save_tiny_pipeline, seed_everything
+from omnirt.models.tiny_components import TINY_T5_CONFIG
 
 MODEL_IDS = ("ltx-video",)
 
@@ -36,19 +37,8 @@ VAE: dict[str, Any] = {
     "decoder_causal": False,
 }
 
-TEXT_ENCODER: dict[str, Any] = {
-    "vocab_size": 1000,
-    "d_model": 32,
-    "d_kv": 8,
-    "d_ff": 37,
-    "num_layers": 2,
-    "num_heads": 4,
-    "relative_attention_num_buckets": 8,
-    "dropout_rate": 0.0,
-    "pad_token_id": 0,
-    "eos_token_id": 1,
-    "decoder_start_token_id": 0,
-}
+# The shared tiny T5 encoder (T5 v1.1 XXL on the real checkpoint).
+TEXT_ENCODER: dict[str, Any] = TINY_T5_CONFIG
 
 # in_channels is the VAE's latent_channels; caption_channels is the text encoder's d_model.
 TRANSFORMER: dict[str, Any] = {

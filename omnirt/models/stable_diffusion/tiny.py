@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omnirt.models.tiny_common import save_tiny_pipeline, seed_everything
+from omnirt.models.tiny_components import TINY_CLIP_TEXT_CONFIG, TINY_KL_VAE_CONFIG
 from omnirt.models.tiny_tokenizers import clip_tokenizer
 
 if TYPE_CHECKING:
@@ -49,35 +50,13 @@ SD21_UNET_CONFIG: dict[str, Any] = {
     "upcast_attention": True,
 }
 
-VAE_CONFIG: dict[str, Any] = {
-    "sample_size": 64,
-    "in_channels": 3,
-    "out_channels": 3,
-    "down_block_types": ("DownEncoderBlock2D", "DownEncoderBlock2D"),
-    "up_block_types": ("UpDecoderBlock2D", "UpDecoderBlock2D"),
-    "block_out_channels": (4, 8),
-    "layers_per_block": 1,
-    "norm_num_groups": 2,
-    "latent_channels": 4,
-    "scaling_factor": 0.18215,
-}
+# The shared two-block KL VAE, with SD's latent scaling.
+VAE_CONFIG: dict[str, Any] = {**TINY_KL_VAE_CONFIG, "scaling_factor": 0.18215}
 
-# The tiny CLIP tokenizer has <|startoftext|>=0 and <|endoftext|>=1 (the pad token), 514 ids in all.
-SD15_TEXT_ENCODER_CONFIG: dict[str, Any] = {
-    "vocab_size": 1000,
-    "hidden_size": 32,
-    "intermediate_size": 37,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "max_position_embeddings": 77,
-    "hidden_act": "quick_gelu",
-    "layer_norm_eps": 1e-5,
-    "bos_token_id": 0,
-    "eos_token_id": 1,
-    "pad_token_id": 1,
-}
+# The shared tiny CLIP text encoder (quick_gelu, like CLIP ViT-L); SD 2.1's OpenCLIP uses gelu.
+SD15_TEXT_ENCODER_CONFIG: dict[str, Any] = TINY_CLIP_TEXT_CONFIG
 
-SD21_TEXT_ENCODER_CONFIG: dict[str, Any] = {**SD15_TEXT_ENCODER_CONFIG, "hidden_act": "gelu"}
+SD21_TEXT_ENCODER_CONFIG: dict[str, Any] = {**TINY_CLIP_TEXT_CONFIG, "hidden_act": "gelu"}
 
 SD15_SCHEDULER_CONFIG: dict[str, Any] = {
     "num_train_timesteps": 1000,

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omnirt.models.tiny_common import save_tiny_pipeline, seed_everything
+from omnirt.models.tiny_components import TINY_CLIP_TEXT_CONFIG, TINY_KL_VAE_CONFIG, TINY_T5_CONFIG
 from omnirt.models.tiny_tokenizers import clip_tokenizer, t5_tokenizer
 
 if TYPE_CHECKING:
@@ -32,21 +33,9 @@ if TYPE_CHECKING:
 # Components
 # ---------------------------------------------------------------------------------------------------------------------
 
-# CLIP ViT-L and OpenCLIP bigG, both with projection; the pipeline reads the penultimate hidden state.
-TEXT_ENCODER_CONFIG: dict[str, Any] = {
-    "vocab_size": 1000,
-    "hidden_size": 16,
-    "intermediate_size": 37,
-    "projection_dim": 16,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "max_position_embeddings": 77,
-    "hidden_act": "quick_gelu",
-    "layer_norm_eps": 1e-5,
-    "bos_token_id": 0,
-    "eos_token_id": 1,
-    "pad_token_id": 1,
-}
+# CLIP ViT-L and OpenCLIP bigG, both with projection; the pipeline reads the penultimate hidden state. Both are the
+# shared tiny CLIP text encoder, at widths 16 and 32.
+TEXT_ENCODER_CONFIG: dict[str, Any] = {**TINY_CLIP_TEXT_CONFIG, "hidden_size": 16, "projection_dim": 16}
 
 TEXT_ENCODER_2_CONFIG: dict[str, Any] = {
     **TEXT_ENCODER_CONFIG,
@@ -55,31 +44,12 @@ TEXT_ENCODER_2_CONFIG: dict[str, Any] = {
     "hidden_act": "gelu",
 }
 
-# T5-XXL encoder; the tiny T5 tokenizer has <pad>=0, </s>=1, <unk>=2.
-TEXT_ENCODER_3_CONFIG: dict[str, Any] = {
-    "vocab_size": 1000,
-    "d_model": 64,
-    "d_ff": 37,
-    "d_kv": 8,
-    "num_layers": 2,
-    "num_heads": 4,
-    "relative_attention_num_buckets": 8,
-    "feed_forward_proj": "gated-gelu",
-    "dropout_rate": 0.0,
-    "pad_token_id": 0,
-    "eos_token_id": 1,
-    "decoder_start_token_id": 0,
-}
+# T5-XXL encoder: the shared tiny T5 with T5 v1.1's gated-gelu, wide enough to take both CLIP hidden states.
+TEXT_ENCODER_3_CONFIG: dict[str, Any] = {**TINY_T5_CONFIG, "d_model": 64, "feed_forward_proj": "gated-gelu"}
 
+# The shared two-block KL VAE, without quant convs and with SD3's latent shift and scaling.
 VAE_CONFIG: dict[str, Any] = {
-    "sample_size": 64,
-    "in_channels": 3,
-    "out_channels": 3,
-    "down_block_types": ("DownEncoderBlock2D", "DownEncoderBlock2D"),
-    "up_block_types": ("UpDecoderBlock2D", "UpDecoderBlock2D"),
-    "block_out_channels": (4, 8),
-    "layers_per_block": 1,
-    "norm_num_groups": 2,
+    **TINY_KL_VAE_CONFIG,
     "latent_channels": 16,  # as real; StableDiffusion3InpaintPipeline accepts only 16 (or 33) transformer inputs
     "use_quant_conv": False,
     "use_post_quant_conv": False,

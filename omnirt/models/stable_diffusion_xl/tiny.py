@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omnirt.models.tiny_common import save_tiny_pipeline, seed_everything
+from omnirt.models.tiny_components import TINY_CLIP_TEXT_CONFIG, TINY_KL_VAE_CONFIG
 from omnirt.models.tiny_tokenizers import clip_tokenizer
 
 if TYPE_CHECKING:
@@ -30,24 +31,12 @@ if TYPE_CHECKING:
 # Components
 # ---------------------------------------------------------------------------------------------------------------------
 
-# CLIP ViT-L (text_encoder) and OpenCLIP bigG with projection (text_encoder_2), at toy widths. The pipelines read the
-# penultimate hidden state, so each needs at least 2 layers. The tiny tokenizer's <|endoftext|>=1 is also the pad.
-TEXT_ENCODER_CONFIG: dict[str, Any] = {
-    "vocab_size": 1000,
-    "hidden_size": 32,
-    "intermediate_size": 37,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "max_position_embeddings": 77,
-    "hidden_act": "quick_gelu",
-    "layer_norm_eps": 1e-5,
-    "bos_token_id": 0,
-    "eos_token_id": 1,
-    "pad_token_id": 1,
-}
+# CLIP ViT-L (text_encoder) and OpenCLIP bigG with projection (text_encoder_2), at toy widths: the shared tiny CLIP
+# text encoder, which has the 2 layers the pipelines need to read the penultimate hidden state.
+TEXT_ENCODER_CONFIG: dict[str, Any] = TINY_CLIP_TEXT_CONFIG
 
 TEXT_ENCODER_2_CONFIG: dict[str, Any] = {
-    **TEXT_ENCODER_CONFIG,
+    **TINY_CLIP_TEXT_CONFIG,
     "hidden_act": "gelu",
     "projection_dim": 32,
 }
@@ -81,19 +70,8 @@ REFINER_UNET_CONFIG: dict[str, Any] = {
     "cross_attention_dim": TEXT_ENCODER_2_CONFIG["hidden_size"],
 }
 
-VAE_CONFIG: dict[str, Any] = {
-    "sample_size": 64,
-    "in_channels": 3,
-    "out_channels": 3,
-    "down_block_types": ("DownEncoderBlock2D", "DownEncoderBlock2D"),
-    "up_block_types": ("UpDecoderBlock2D", "UpDecoderBlock2D"),
-    "block_out_channels": (4, 8),
-    "layers_per_block": 1,
-    "norm_num_groups": 2,
-    "latent_channels": 4,
-    "scaling_factor": 0.13025,
-    "force_upcast": True,
-}
+# The shared two-block KL VAE, with SDXL's latent scaling and fp32 upcast.
+VAE_CONFIG: dict[str, Any] = {**TINY_KL_VAE_CONFIG, "scaling_factor": 0.13025, "force_upcast": True}
 
 EULER_SCHEDULER_CONFIG: dict[str, Any] = {
     "num_train_timesteps": 1000,

@@ -8,11 +8,11 @@ real ones do, only in the number of frames the UNet is made for.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from omnirt.models.tiny_common import save_tiny_pipeline, seed_everything
+from omnirt.models.tiny_components import TINY_CLIP_IMAGE_PROCESSOR_CONFIG, name_real_image_processor
 
 # Frames per clip, like 14 (svd) and 25 (svd-xt) on the real checkpoints. Also the UNet's ``num_frames``, which
 # the pipeline uses when a call gives none.
@@ -70,7 +70,7 @@ IMAGE_ENCODER: dict[str, Any] = {
     "projection_dim": 32,
 }
 
-FEATURE_EXTRACTOR: dict[str, Any] = {"size": {"shortest_edge": 224}, "crop_size": {"height": 224, "width": 224}}
+FEATURE_EXTRACTOR: dict[str, Any] = TINY_CLIP_IMAGE_PROCESSOR_CONFIG
 
 DEFAULT_CONFIG: dict[str, Any] = {"height": 32, "width": 32, "fps": 7, "num_inference_steps": 2}
 
@@ -100,19 +100,6 @@ def _build_pipeline(num_frames: int) -> Any:
     )
 
 
-def _name_real_image_processor(target: Path) -> None:
-    """Name ``CLIPImageProcessor`` in ``model_index.json``, as the real repository does.
-
-    Without torchvision the processor is built as ``CLIPImageProcessorPil``; transformers loads the real name
-    as that class when torchvision is missing, and as the torchvision-backed class where it is installed.
-    """
-    index_path = target / "model_index.json"
-    index = json.loads(index_path.read_text())
-    if index.get("feature_extractor") == ["transformers", "CLIPImageProcessorPil"]:
-        index["feature_extractor"] = ["transformers", "CLIPImageProcessor"]
-        index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
-
-
 def build_tiny(model_id: str, target: Path) -> Path:
     """Write a tiny random-weight copy of ``model_id`` (``svd`` or ``svd-xt``) into ``target``."""
     if model_id not in NUM_FRAMES:
@@ -123,5 +110,5 @@ def build_tiny(model_id: str, target: Path) -> Path:
     pipe = _build_pipeline(num_frames)
     default_config = {**DEFAULT_CONFIG, "num_frames": num_frames}
     save_tiny_pipeline(pipe, target, model_id=model_id, default_config=default_config)
-    _name_real_image_processor(target)
+    name_real_image_processor(target, "feature_extractor")  # as the real repositories name it
     return target

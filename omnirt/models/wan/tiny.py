@@ -17,12 +17,12 @@ experts run.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from omnirt.models.tiny_common import save_tiny_pipeline, seed_everything
+from omnirt.models.tiny_components import TINY_CLIP_IMAGE_PROCESSOR_CONFIG, TINY_T5_CONFIG, name_real_image_processor
 
 # Spatial factor 8 (three downsamples), temporal factor 4, 16 latent channels: the real Wan 2.1 VAE's factors.
 VAE: dict[str, Any] = {
@@ -33,19 +33,8 @@ VAE: dict[str, Any] = {
     "temperal_downsample": [False, True, True],
 }
 
-TEXT_ENCODER: dict[str, Any] = {
-    "vocab_size": 1000,
-    "d_model": 32,
-    "d_kv": 8,
-    "d_ff": 37,
-    "num_layers": 2,
-    "num_heads": 4,
-    "relative_attention_num_buckets": 8,
-    "dropout_rate": 0.0,
-    "pad_token_id": 0,
-    "eos_token_id": 1,
-    "decoder_start_token_id": 0,
-}
+# The shared tiny T5 config, built as a UMT5 encoder like the real umt5-xxl.
+TEXT_ENCODER: dict[str, Any] = TINY_T5_CONFIG
 
 # text_dim is the text encoder's d_model.
 TRANSFORMER_T2V: dict[str, Any] = {
@@ -82,7 +71,7 @@ IMAGE_ENCODER: dict[str, Any] = {
     "num_attention_heads": 2,
 }
 
-IMAGE_PROCESSOR: dict[str, Any] = {"size": {"shortest_edge": 224}, "crop_size": {"height": 224, "width": 224}}
+IMAGE_PROCESSOR: dict[str, Any] = TINY_CLIP_IMAGE_PROCESSOR_CONFIG
 
 # The real repositories ship UniPC with flow sigmas. flow_shift 3.0 puts the two steps of a default call at
 # t=999 and t=750: above and below both Wan 2.2 boundaries.
@@ -172,19 +161,6 @@ BUILDERS: dict[str, Callable[[], Any]] = {
 }
 
 
-def _name_real_image_processor(target: Path) -> None:
-    """Name ``CLIPImageProcessor`` in ``model_index.json``, as the real repository does.
-
-    Without torchvision the processor is built as ``CLIPImageProcessorPil``; transformers loads the real name
-    as that class when torchvision is missing, and as the torchvision-backed class where it is installed.
-    """
-    index_path = target / "model_index.json"
-    index = json.loads(index_path.read_text())
-    if index.get("image_processor") == ["transformers", "CLIPImageProcessorPil"]:
-        index["image_processor"] = ["transformers", "CLIPImageProcessor"]
-        index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
-
-
 def build_tiny(model_id: str, target: Path) -> Path:
     """Write a tiny random-weight copy of the Wan checkpoint ``model_id`` into ``target``."""
     if model_id not in BUILDERS:
@@ -193,5 +169,5 @@ def build_tiny(model_id: str, target: Path) -> Path:
     seed_everything(0)
     pipe = BUILDERS[model_id]()
     save_tiny_pipeline(pipe, target, model_id=model_id, default_config=dict(DEFAULT_CONFIG))
-    _name_real_image_processor(target)
+    name_real_image_processor(target, "image_processor")  # as the real repositories name it
     return target
