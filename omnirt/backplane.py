@@ -77,16 +77,17 @@ class EmbeddedDispatcher:
                 return
             settings = self.backplane.settings
             for worker_id in self.worker_ids:
-                Heartbeat(
+                heartbeat = Heartbeat(
                     self.backplane.workers,
                     worker_id,
                     lambda: {"mode": "embedded", "device": "auto", "queues": all_tier_queues(), "pid": os.getpid()},
                     interval_s=settings.heartbeat_interval_s,
                     ttl_s=settings.heartbeat_ttl_s,
                 ).start()
+                self.backplane.background.append(heartbeat)
             for thread in self._threads:
                 thread.start()
-            Reaper(self.backplane).start()
+            self.backplane.background.append(Reaper(self.backplane).start())
             self._started = True
 
     def dispatch(self, job: Job) -> None:
@@ -111,6 +112,7 @@ class EmbeddedDispatcher:
 class Backplane:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.background: list[Any] = []  # threads with a stop(): reapers, heartbeats
         self.redis: Any = None
         self.store: JobStore
         self.events: EventBus
@@ -139,9 +141,15 @@ class Backplane:
             self.events = RedisEventBus(
                 relay_client, maxlen=settings.events_maxlen, ttl_s=settings.events_ttl_s, job_ttl_s=settings.job_ttl_s
             )
-            from omnirt.tasks.app import get_celery_app
+            from omnirt.tasks.app import make_celery
 
-            self.dispatcher = CeleryDispatcher(get_celery_app())
+            self.dispatcher = CeleryDispatcher(make_celery(settings))
+
+    def close(self) -> None:
+        """Stop this backplane's background threads (tests and graceful shutdown)."""
+        for thread in self.background:
+            thread.stop()
+        self.events.close()
 
     @property
     def embedded_worker_ids(self) -> list[str]:

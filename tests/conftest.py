@@ -8,8 +8,9 @@ os.environ["OMP_NUM_THREADS"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,3 +68,95 @@ def engine(tmp_path: Path):
     from omnirt.runtime.engine import Engine
 
     return Engine(output_dir=tmp_path / "outputs", models_dir=tmp_path / "models")
+
+
+# -- Service fixtures: the same contracts, embedded and as a fleet (real Redis, real Celery workers) ---------------
+
+
+@pytest.fixture(scope="session")
+def service_dirs(tmp_path_factory: pytest.TempPathFactory, tiny_model: Callable[[str], Path]) -> dict[str, Path]:
+    """A models dir holding a tiny sd15 (as make-tiny writes it), an artifact dir and a log dir."""
+    models = tiny_model("sd15").parent
+    return {
+        "models": models,
+        "artifacts": tmp_path_factory.mktemp("artifacts"),
+        "logs": tmp_path_factory.mktemp("logs"),
+    }
+
+
+@pytest.fixture(scope="session")
+def service_env(service_dirs: dict[str, Path]) -> dict[str, str]:
+    env = {
+        "OMNIRT_MODELS_DIR": str(service_dirs["models"]),
+        "OMNIRT_ARTIFACT_DIR": str(service_dirs["artifacts"]),
+        "OMNIRT_PLUGINS": "omnirt.bench.noop",
+    }
+    os.environ.update(env)
+    import omnirt.bench.noop  # noqa: F401 - registers bench-noop in this process too
+
+    return env
+
+
+@pytest.fixture(scope="session")
+def fleet_redis() -> Iterator[Any]:
+    from tests.support.servers import RedisServer
+
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def fleet_worker(fleet_redis: Any, service_env: dict[str, str], service_dirs: dict[str, Path]) -> Iterator[Any]:
+    """One warm worker on the experimental CPU queue for the whole session."""
+    from omnirt.backplane import Backplane
+    from tests.support.servers import Worker
+
+    worker = Worker(fleet_redis.url, ["omnirt.experimental.cpu"], service_env, service_dirs["logs"], "session-worker")
+    worker.wait_ready(Backplane(service_settings(fleet_redis.url, service_dirs)))
+    yield worker
+    worker.stop()
+
+
+def service_settings(redis_url: str | None, dirs: dict[str, Path], **overrides: Any) -> Any:
+    from omnirt.settings import Settings
+
+    values = {
+        "redis_url": redis_url,
+        "artifact_dir": dirs["artifacts"],
+        "heartbeat_interval_s": 0.3,
+        "heartbeat_ttl_s": 1.2,
+        "sse_keepalive_s": 1.0,
+        "sync_timeout_s": 60.0,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture(params=["embedded", "fleet"])
+def service(
+    request: pytest.FixtureRequest, service_env: dict[str, str], service_dirs: dict[str, Path]
+) -> Iterator[Any]:
+    """The API on a real port, embedded or in front of the fleet. ``service.start(**overrides)`` makes more."""
+    from tests.support.servers import ApiServer
+
+    redis_url = None
+    if request.param == "fleet":
+        redis_url = request.getfixturevalue("fleet_redis").url
+        request.getfixturevalue("fleet_worker")
+    servers: list[ApiServer] = []
+
+    class Service:
+        mode = request.param
+
+        def start(self, **overrides: Any) -> ApiServer:
+            server = ApiServer(service_settings(redis_url, service_dirs, **overrides))
+            servers.append(server)
+            return server
+
+    handle = Service()
+    handle.api = handle.start()
+    handle.url = handle.api.url
+    yield handle
+    for server in servers:
+        server.stop()

@@ -35,5 +35,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.embedded:
         backplane.dispatcher.start()
     else:
-        Reaper(backplane).start()
+        backplane.background.append(Reaper(backplane).start())
     return app

@@ -84,13 +84,13 @@ def list_jobs() -> Any:
     )
 
 
-def cancel_job(job_id: str) -> tuple[CancelOutcome, Any]:
-    outcome, job = backplane().store.cancel(job_id)
+def cancel_job(plane: Any, job_id: str) -> tuple[CancelOutcome, Any]:
+    outcome, job = plane.store.cancel(job_id)
     if outcome == CancelOutcome.CANCELLED:
-        backplane().events.append(job_id, job_event("job_cancelled", job_id=job_id))
-        backplane().dispatcher.revoke(job)
+        plane.events.append(job_id, job_event("job_cancelled", job_id=job_id))
+        plane.dispatcher.revoke(job)
     elif outcome == CancelOutcome.REQUESTED:
-        backplane().events.append(job_id, job_event("cancel_requested", job_id=job_id))
+        plane.events.append(job_id, job_event("cancel_requested", job_id=job_id))
     return outcome, job
 
 
@@ -106,7 +106,7 @@ def delete_job(job_id: str) -> Any:
         404: {description: Unknown job, content: {application/json: {schema: Error}}}
         409: {description: Already finished, content: {application/json: {schema: Error}}}
     """
-    outcome, job = cancel_job(job_id)
+    outcome, job = cancel_job(backplane(), job_id)
     if outcome == CancelOutcome.MISSING:
         raise ApiError(404, "not_found", f"Job '{job_id}' not found.")
     if outcome == CancelOutcome.FINISHED:
@@ -168,7 +168,8 @@ def job_events(job_id: str) -> Any:
 @sock.route("/v1/jobs/<job_id>/stream", bp=bp)
 def job_stream(ws: Any, job_id: str) -> None:
     """WebSocket: the job's events as JSON; send {"action": "cancel"} to cancel; closes after the end."""
-    job = backplane().store.get(job_id)
+    plane = backplane()
+    job = plane.store.get(job_id)
     if job is None:
         ws.send(
             json.dumps(
@@ -182,7 +183,7 @@ def job_stream(ws: Any, job_id: str) -> None:
         )
         ws.close(reason=4404, message="Job not found")
         return
-    bus = backplane().events
+    bus = plane.events
     after = request.args.get("last_id") or "0-0"
     subscription = bus.subscribe(job_id, after if valid_id(after) else "0-0")
     send_lock = threading.Lock()
@@ -206,7 +207,7 @@ def job_stream(ws: Any, job_id: str) -> None:
             except (ValueError, AttributeError):
                 action = None
             if action == "cancel":
-                outcome, _ = cancel_job(job_id)
+                outcome, _ = cancel_job(plane, job_id)
                 send(
                     {
                         "event": "control_ack",
@@ -238,7 +239,7 @@ def job_stream(ws: Any, job_id: str) -> None:
         while not closed.is_set():
             entry = subscription.get(timeout=15.0)
             if entry is None:
-                current = backplane().store.get(job_id)
+                current = plane.store.get(job_id)
                 if current is None or (current.terminal and not bus.read(job_id, subscription.cursor)):
                     return
                 send({"event": "keep_alive", "stage": "job", "timestamp_ms": now_ms(), "data": {}})

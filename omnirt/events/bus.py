@@ -70,6 +70,7 @@ class EventBus(Protocol):
     def read(self, job_id: str, after: str = "0-0") -> list[tuple[str, StageEvent]]: ...
     def subscribe(self, job_id: str, after: str = "0-0") -> Subscription: ...
     def unsubscribe(self, subscription: Subscription) -> None: ...
+    def close(self) -> None: ...
 
 
 def encode(event: StageEvent) -> dict[str, str]:
@@ -125,6 +126,10 @@ class RedisEventBus:
         if self._relay is not None:
             self._relay.remove(subscription)
 
+    def close(self) -> None:
+        if self._relay is not None:
+            self._relay.stop()
+
 
 class StreamRelay:
     """One thread per process that ``XREAD BLOCK``s every followed stream and hands entries to subscriptions.
@@ -140,8 +145,16 @@ class StreamRelay:
         self._subscriptions: dict[str, list[Subscription]] = {}
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="omnirt-event-relay", daemon=True)
-        self.alive = True
+        self.stopped = threading.Event()
         self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and not self.stopped.is_set()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self._wake()
 
     def add(self, job_id: str, after: str) -> Subscription:
         subscription = Subscription(job_id=job_id, cursor=after)
@@ -180,14 +193,15 @@ class StreamRelay:
     def _run(self) -> None:
         control_cursor = "$"
         backoff = 0.1
-        while True:
+        while not self.stopped.is_set():
             positions = self._positions()
             positions[self.control] = control_cursor
             try:
                 replies = self.redis.xread(positions, block=self.BLOCK_MS, count=1000)
                 backoff = 0.1
-            except Exception:
-                log.warning("event relay cannot read from Redis; retrying", exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - Redis down: keep trying; clients get keep-alives meanwhile
+                if backoff == 0.1:
+                    log.warning("event relay cannot read from Redis (%s); retrying", exc)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
@@ -258,6 +272,9 @@ class MemoryEventBus:
                 subscription.offer(entry_id, event)
             self._subscriptions.setdefault(job_id, []).append(subscription)
         return subscription
+
+    def close(self) -> None:
+        """Nothing runs in the background here."""
 
     def unsubscribe(self, subscription: Subscription) -> None:
         subscription.closed = True

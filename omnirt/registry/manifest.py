@@ -78,8 +78,12 @@ def validate_manifest(manifest: dict[str, Any]) -> list[str]:
 
 
 def render_markdown() -> str:
-    """The ``docs/models.md`` page, generated from the registry."""
-    specs = list_available_models(include_aliases=True)
+    """The ``docs/models.md`` page, generated from the registry's built-in families (plugins are left out)."""
+    specs = [
+        spec
+        for spec in list_available_models(include_aliases=True)
+        if spec.pipeline_cls.__module__.startswith("omnirt.models.")
+    ]
     lines = [
         "# Models",
         "",

@@ -29,6 +29,7 @@ def register_model(
     default_backend: str = "auto",
     resource_hint: dict[str, Any] | None = None,
     execution_mode: str = "legacy_call",
+    weightless: bool = False,
     **capabilities: Any,
 ) -> Callable[[PipelineClass], PipelineClass]:
     """Register the decorated pipeline class for (``id``, ``task``). Stackable.
@@ -52,6 +53,7 @@ def register_model(
                 default_backend=default_backend,
                 resource_hint=dict(resource_hint or {}),
                 execution_mode=execution_mode,
+                weightless=weightless,
             )
         if spec.tier not in TIERS:
             raise ValueError(f"model '{id}' has unknown tier '{spec.tier}'")
@@ -62,12 +64,18 @@ def register_model(
 
 
 def ensure_models_loaded() -> None:
-    """Import every model family once, so that each registers itself."""
+    """Import every model family once, so that each registers itself, then the modules in ``OMNIRT_PLUGINS``
+    (comma-separated import paths), which may register more."""
     global _LOADED
     if not _LOADED:
+        import importlib
+        import os
+
         import omnirt.models  # noqa: F401 - imported for its registrations
 
         _LOADED = True
+        for module in [name.strip() for name in os.environ.get("OMNIRT_PLUGINS", "").split(",") if name.strip()]:
+            importlib.import_module(module)
 
 
 def all_specs() -> list[ModelSpec]:

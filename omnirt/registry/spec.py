@@ -72,6 +72,7 @@ class ModelSpec:
     default_backend: str = "auto"
     resource_hint: dict[str, Any] = field(default_factory=dict)
     execution_mode: str = "legacy_call"
+    weightless: bool = False  # runs without a weights folder (service clients, the dispatch benchmark model)
 
     @property
     def tier(self) -> str:

@@ -138,6 +138,8 @@ class Engine:
         )
 
     def weights_for(self, spec: ModelSpec, config: dict[str, Any]) -> WeightsSource:
+        if spec.weightless:
+            return WeightsSource(location="", origin="none")
         return resolve_weights(
             spec.canonical_id,
             hub_id=spec.hub_id,
@@ -155,9 +157,11 @@ class Engine:
         config: dict[str, Any],
         request: GenerateRequest,
     ) -> Any:
-        estimate = ensure_memory_budget(
-            spec.id, source.location, dtype=dtype, backend=backend, resource_hint=spec.resource_hint
-        )
+        estimate = None
+        if not spec.weightless:
+            estimate = ensure_memory_budget(
+                spec.id, source.location, dtype=dtype, backend=backend, resource_hint=spec.resource_hint
+            )
         self.cache.make_room(estimate or 0.0)
         pipeline = spec.pipeline_cls(
             spec=spec, source=source, backend=backend, dtype=dtype, config=config, adapters=request.adapters

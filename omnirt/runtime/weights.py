@@ -31,7 +31,7 @@ class WeightsSource:
 
     @property
     def is_local(self) -> bool:
-        return Path(self.location).is_dir()
+        return bool(self.location) and Path(self.location).is_dir()
 
 
 def default_models_dir() -> Path:

@@ -59,8 +59,12 @@ class Reaper:
         self._stop.set()
 
     def _run(self) -> None:
+        failing = False
         while not self._stop.wait(self.interval_s):
             try:
                 sweep(self.backplane)
-            except Exception:
-                log.warning("reaper sweep failed", exc_info=True)
+                failing = False
+            except Exception as exc:  # noqa: BLE001 - Redis down or similar: try again next interval
+                if not failing:
+                    log.warning("reaper cannot sweep (%s: %s); retrying quietly", type(exc).__name__, exc)
+                failing = True
