@@ -12,6 +12,7 @@ import os
 import queue
 import socket
 import threading
+import time
 from typing import Any, Protocol
 
 from omnirt.events.bus import EventBus, MemoryEventBus, RedisEventBus
@@ -113,6 +114,7 @@ class Backplane:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.background: list[Any] = []  # threads with a stop(): reapers, heartbeats
+        self._cache: dict[str, tuple[float, Any]] = {}
         self.redis: Any = None
         self.store: JobStore
         self.events: EventBus
@@ -144,6 +146,7 @@ class Backplane:
             from omnirt.tasks.app import make_celery
 
             self.dispatcher = CeleryDispatcher(make_celery(settings))
+            self._record_stages = self.redis.register_script(_RECORD_STAGES)
 
     def close(self) -> None:
         """Stop this backplane's background threads (tests and graceful shutdown)."""
@@ -156,28 +159,59 @@ class Backplane:
         return list(self._embedded.worker_ids) if self.settings.embedded else []
 
     def live_queues(self) -> set[str]:
-        return {queue_name for worker in self.workers.workers() for queue_name in worker.get("queues", [])}
+        """Queues some live worker consumes (cached for a second: heartbeats change no faster)."""
+        return self._cached(
+            "live_queues",
+            lambda: {queue_name for worker in self.workers.workers() for queue_name in worker.get("queues", [])},
+        )
+
+    def queued_jobs(self) -> int:
+        """Jobs waiting in all queues, for back-pressure (cached for a second)."""
+        return self._cached(
+            "queued", lambda: sum(count for (state, _model), count in self.store.counts().items() if state == "queued")
+        )
+
+    def _cached(self, name: str, compute: Any, ttl_s: float = 1.0) -> Any:
+        now = time.monotonic()
+        hit = self._cache.get(name)
+        if hit is not None and now - hit[0] < ttl_s:
+            return hit[1]
+        value = compute()
+        self._cache[name] = (now, value)
+        return value
 
     def record_stage_timings(self, model: str, timings: dict[str, float]) -> None:
-        """Count stage durations into histogram buckets that any front end's /metrics can read."""
+        """Count stage durations into histogram buckets that any front end's /metrics can read (one round trip)."""
         if self.redis is None:
             from omnirt.telemetry.metrics import observe_stage_locally
 
             observe_stage_locally(model, timings)
             return
-        pipe = self.redis.pipeline(transaction=False)
-        for key, milliseconds in timings.items():
-            stage = key.removesuffix("_ms")
-            hash_key = f"omnirt:stats:stage:{stage}|{model}"
-            pipe.hincrbyfloat(hash_key, "sum", milliseconds)
-            pipe.hincrby(hash_key, "count", 1)
-            for bound in STAGE_BUCKETS_MS:
-                if milliseconds <= bound:
-                    pipe.hincrby(hash_key, f"le_{bound}", 1)
+        args = [model, *(item for key, value in timings.items() for item in (key.removesuffix("_ms"), value))]
         try:
-            pipe.execute()
+            self._record_stages(args=args)
         except Exception:
             log.warning("could not record stage timings", exc_info=True)
+
+
+# ARGV: model, then stage, milliseconds pairs. Per stage: the sum, the count, and the one bucket the value falls in
+# (the scrape makes them cumulative).
+_RECORD_STAGES = """
+local bounds = {BOUNDS}
+for i = 2, #ARGV, 2 do
+  local key = 'omnirt:stats:stage:' .. ARGV[i] .. '|' .. ARGV[1]
+  local value = tonumber(ARGV[i + 1])
+  redis.call('HINCRBYFLOAT', key, 'sum', value)
+  redis.call('HINCRBY', key, 'count', 1)
+  for _, bound in ipairs(bounds) do
+    if value <= bound then
+      redis.call('HINCRBY', key, 'in_' .. bound, 1)
+      break
+    end
+  end
+end
+return 1
+""".replace("BOUNDS", ", ".join(str(bound) for bound in STAGE_BUCKETS_MS))
 
 
 _BACKPLANE: Backplane | None = None

@@ -512,5 +512,24 @@ def bench_warm_cache(models: tuple[str, ...], repeats: int, as_json: bool) -> No
         click.echo("\t".join(str(row[key]) for key in row))
 
 
+@bench.command("dispatch")
+@click.option("--redis-url", envvar="OMNIRT_REDIS_URL", default="redis://127.0.0.1:6379/15", show_default=True)
+@click.option("--rounds", type=click.IntRange(10, 10000), default=200, show_default=True)
+@click.option("--submits", type=click.IntRange(100, 100000), default=2000, show_default=True)
+@click.option("--clients", type=click.IntRange(1, 64), default=8, show_default=True)
+@click.option("--events", type=click.IntRange(10, 10000), default=500, show_default=True)
+@click.option("--api-workers", type=click.IntRange(1, 16), default=2, show_default=True)
+def bench_dispatch(redis_url: str, rounds: int, submits: int, clients: int, events: int, api_workers: int) -> None:
+    """Fleet overhead beside raw Celery and raw Redis, with the no-op model (starts its own API and workers)."""
+    from omnirt.bench.dispatch import run
+
+    click.echo(
+        json.dumps(
+            run(redis_url, rounds=rounds, submits=submits, clients=clients, events=events, api_workers=api_workers),
+            indent=2,
+        )
+    )
+
+
 if __name__ == "__main__":
     main()

@@ -182,7 +182,7 @@ def submit(
         existing = backplane.store.get(job_id) if job_id else None
         if existing is not None:
             return _same_or_conflict(existing, print_), False
-    queued = sum(count for (state, _model), count in backplane.store.counts().items() if state == "queued")
+    queued = backplane.queued_jobs()
     if queued >= settings.max_queued_jobs:
         raise ApiError(
             429, "too_many_queued", f"{queued} jobs are queued; try again later.", headers={"Retry-After": "5"}

@@ -67,6 +67,8 @@ class Subscription:
 
 class EventBus(Protocol):
     def append(self, job_id: str, event: StageEvent) -> str: ...
+    def append_later(self, job_id: str, event: StageEvent) -> None: ...
+    def flush(self, timeout: float = 30.0) -> None: ...
     def read(self, job_id: str, after: str = "0-0") -> list[tuple[str, StageEvent]]: ...
     def subscribe(self, job_id: str, after: str = "0-0") -> Subscription: ...
     def unsubscribe(self, subscription: Subscription) -> None: ...
@@ -102,14 +104,34 @@ class RedisEventBus:
         self.job_ttl_s = job_ttl_s
         self._relay: StreamRelay | None = None
         self._relay_lock = threading.Lock()
+        self._writer: _BatchWriter | None = None
 
-    def append(self, job_id: str, event: StageEvent) -> str:
+    def _add(self, pipe: Any, job_id: str, event: StageEvent) -> None:
         key = stream_key(job_id)
-        pipe = self.redis.pipeline(transaction=False)
         pipe.xadd(key, encode(event), maxlen=self.maxlen, approximate=True)
         pipe.expire(key, self.ttl_s if event.event in TERMINAL_EVENTS else self.job_ttl_s)
+
+    def append(self, job_id: str, event: StageEvent) -> str:
+        """Write now; returns the entry id."""
+        pipe = self.redis.pipeline(transaction=False)
+        self._add(pipe, job_id, event)
         entry_id, _ = pipe.execute()
         return entry_id
+
+    def append_later(self, job_id: str, event: StageEvent) -> None:
+        """Queue for a background writer that pipelines bursts (stage and progress events of a running job).
+
+        Order is kept: everything appended later is written in submission order. Call :meth:`flush` before
+        anything that must follow those events (a job's terminal event).
+        """
+        with self._relay_lock:
+            if self._writer is None:
+                self._writer = _BatchWriter(self)
+        self._writer.put(job_id, event)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        if self._writer is not None:
+            self._writer.flush(timeout)
 
     def read(self, job_id: str, after: str = "0-0") -> list[tuple[str, StageEvent]]:
         entries = self.redis.xrange(stream_key(job_id), min=f"({after}" if after != "0-0" else "-")
@@ -129,6 +151,51 @@ class RedisEventBus:
     def close(self) -> None:
         if self._relay is not None:
             self._relay.stop()
+
+
+class _BatchWriter:
+    """One thread that writes queued events in pipelines: a burst of N events costs one round trip, not N."""
+
+    def __init__(self, bus: RedisEventBus) -> None:
+        self.bus = bus
+        self._items: list[tuple[str, StageEvent]] = []
+        self._condition = threading.Condition()
+        self._pending = 0
+        threading.Thread(target=self._run, name="omnirt-event-writer", daemon=True).start()
+
+    def put(self, job_id: str, event: StageEvent) -> None:
+        with self._condition:
+            self._items.append((job_id, event))
+            self._pending += 1
+            self._condition.notify_all()
+
+    def flush(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while self._pending and time.monotonic() < deadline:
+                self._condition.wait(timeout=max(0.0, deadline - time.monotonic()))
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._items:
+                    self._condition.wait()
+                batch, self._items = self._items, []
+            delay = 0.05
+            while True:
+                try:
+                    pipe = self.bus.redis.pipeline(transaction=False)
+                    for job_id, event in batch:
+                        self.bus._add(pipe, job_id, event)
+                    pipe.execute()
+                    break
+                except Exception as exc:  # noqa: BLE001 - Redis away: keep the batch and retry, never drop events
+                    log.warning("event writer cannot reach Redis (%s); retrying", exc)
+                    time.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+            with self._condition:
+                self._pending -= len(batch)
+                self._condition.notify_all()
 
 
 class StreamRelay:
@@ -187,11 +254,11 @@ class StreamRelay:
                 for job_id, subs in self._subscriptions.items()
                 if subs
             }
-        positions[self.control] = "$"
         return positions
 
     def _run(self) -> None:
-        control_cursor = "$"
+        # A concrete id, never "$": a wake-up written just before the XREAD call must still end the block.
+        control_cursor = "0-0"
         backoff = 0.1
         while not self.stopped.is_set():
             positions = self._positions()
@@ -275,6 +342,12 @@ class MemoryEventBus:
 
     def close(self) -> None:
         """Nothing runs in the background here."""
+
+    def append_later(self, job_id: str, event: StageEvent) -> None:
+        self.append(job_id, event)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Appends are immediate here."""
 
     def unsubscribe(self, subscription: Subscription) -> None:
         subscription.closed = True

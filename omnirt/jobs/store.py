@@ -69,6 +69,23 @@ class JobStore(Protocol):
 
 # -- Redis ------------------------------------------------------------------------------------------------------------
 
+# KEYS[1] job hash; ARGV: prefix, id, idempotency key or '', ttl, enqueued ms, model, hash fields...
+# Returns {1, id} when created, {0, existing id} for a reused id or idempotency key. One round trip.
+_CREATE = """
+if ARGV[3] ~= '' then
+  local holder = redis.call('GET', ARGV[1] .. ':idem:' .. ARGV[3])
+  if holder then return {0, holder} end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0, ARGV[2]} end
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+if ARGV[3] ~= '' then redis.call('SET', ARGV[1] .. ':idem:' .. ARGV[3], ARGV[2], 'EX', ARGV[4]) end
+redis.call('ZADD', ARGV[1] .. ':jobs', ARGV[5], ARGV[2])
+redis.call('ZADD', ARGV[1] .. ':jobs:queued', ARGV[5], ARGV[2])
+redis.call('HINCRBY', ARGV[1] .. ':stats:jobs', 'queued|' .. ARGV[6], 1)
+return {1, ARGV[2]}
+"""
+
 # KEYS[1] job hash; ARGV: prefix, worker id, max attempts, now, ttl. Returns {outcome, attempts}.
 _CLAIM = """
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -93,13 +110,14 @@ if attempts >= tonumber(ARGV[3]) then
 end
 redis.call('HSET', KEYS[1], 'state', 'running', 'worker_id', ARGV[2], 'started_at_ms', ARGV[4],
            'attempts', attempts + 1)
+local record = redis.call('HGETALL', KEYS[1])
 redis.call('ZREM', ARGV[1] .. ':jobs:queued', id)
 redis.call('ZADD', ARGV[1] .. ':jobs:running', ARGV[4], id)
 if state == 'queued' then
   redis.call('HINCRBY', ARGV[1] .. ':stats:jobs', 'queued|' .. model, -1)
   redis.call('HINCRBY', ARGV[1] .. ':stats:jobs', 'running|' .. model, 1)
 end
-return {'run', attempts + 1}
+return {'run', attempts + 1, record}
 """
 
 # KEYS[1] job hash; ARGV: prefix, new state, now, ttl, result json or '', error json or '', allowed from-states csv.
@@ -169,6 +187,7 @@ class RedisJobStore:
     def __init__(self, client: Any, *, ttl_s: int) -> None:
         self.redis = client
         self.ttl_s = ttl_s
+        self._create = client.register_script(_CREATE)
         self._claim = client.register_script(_CLAIM)
         self._finish = client.register_script(_FINISH)
         self._request_cancel = client.register_script(_REQUEST_CANCEL)
@@ -178,26 +197,18 @@ class RedisJobStore:
         self.redis.ping()
 
     def create(self, job: Job) -> tuple[Job, bool]:
-        if job.idempotency_key:
-            claimed = self.redis.set(f"{PREFIX}:idem:{job.idempotency_key}", job.id, nx=True, ex=self.ttl_s)
-            if not claimed:
-                existing_id = self.redis.get(f"{PREFIX}:idem:{job.idempotency_key}")
-                existing = self.get(existing_id) if existing_id else None
-                if existing is not None:
-                    return existing, False
-                self.redis.set(f"{PREFIX}:idem:{job.idempotency_key}", job.id, ex=self.ttl_s)
-        if not self.redis.hsetnx(job_key(job.id), "id", job.id):
-            existing = self.get(job.id)
-            if existing is not None:
-                return existing, False
-        pipe = self.redis.pipeline()
-        pipe.hset(job_key(job.id), mapping=job.to_hash())
-        pipe.expire(job_key(job.id), self.ttl_s)
-        pipe.zadd(f"{PREFIX}:jobs", {job.id: job.enqueued_at_ms})
-        pipe.zadd(f"{PREFIX}:jobs:queued", {job.id: job.enqueued_at_ms})
-        pipe.hincrby(f"{PREFIX}:stats:jobs", f"queued|{job.model}", 1)
-        pipe.execute()
-        return job, True
+        fields = [item for pair in job.to_hash().items() for item in pair]
+        created, existing_id = self._create(
+            keys=[job_key(job.id)],
+            args=[PREFIX, job.id, job.idempotency_key or "", self.ttl_s, job.enqueued_at_ms, job.model, *fields],
+        )
+        if created:
+            return job, True
+        existing = self.get(existing_id)
+        if existing is None:  # the record expired under its idempotency key: start afresh
+            self.redis.delete(f"{PREFIX}:idem:{job.idempotency_key}")
+            return self.create(job)
+        return existing, False
 
     def get(self, job_id: str) -> Job | None:
         raw = self.redis.hgetall(job_key(job_id))
@@ -222,11 +233,14 @@ class RedisJobStore:
         return jobs[offset : offset + limit], len(jobs)
 
     def claim(self, job_id: str, worker_id: str, max_attempts: int) -> tuple[Claim, Job | None]:
-        outcome, _attempts = self._claim(
+        reply = self._claim(
             keys=[job_key(job_id)],
             args=[PREFIX, worker_id, max_attempts, now_ms(), self.ttl_s, _error_json("worker_lost", WORKER_LOST)],
         )
-        return Claim(outcome), self.get(job_id)
+        if reply[0] == Claim.RUN.value:  # the script returns the record it just wrote: no second round trip
+            flat = reply[2]
+            return Claim.RUN, Job.from_hash(dict(zip(flat[::2], flat[1::2], strict=True)))
+        return Claim(reply[0]), self.get(job_id)
 
     def finish(self, job_id: str, state: JobState, *, result: dict | None = None, error: dict | None = None) -> bool:
         import json

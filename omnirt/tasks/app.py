@@ -29,8 +29,8 @@ def make_celery(settings: Settings) -> Celery:
         result_backend=None,
         broker_transport_options=transport,
         visibility_timeout=settings.visibility_timeout_s,
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        worker_send_task_events=True,  # Flower sees tasks from received/started/succeeded events
+        task_send_sent_event=False,  # one publish per submit instead of two (see docs/benchmarks.md)
         worker_soft_shutdown_timeout=25.0,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_proc_alive_timeout=600.0,  # models may preload in the child before it reports ready

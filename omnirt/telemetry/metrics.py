@@ -25,7 +25,7 @@ from flask import Flask, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
-STAGE_BUCKETS_MS = (10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000)
+from omnirt.backplane import STAGE_BUCKETS_MS
 
 _local_stages: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
 _local_lock = threading.Lock()
@@ -40,7 +40,8 @@ def observe_stage_locally(model: str, timings: dict[str, float]) -> None:
             bucket["count"] += 1
             for bound in STAGE_BUCKETS_MS:
                 if milliseconds <= bound:
-                    bucket[f"le_{bound}"] += 1
+                    bucket[f"in_{bound}"] += 1
+                    break
 
 
 class FleetCollector:
@@ -92,7 +93,10 @@ class FleetCollector:
             "omnirt_stage_duration_ms", "Run stage durations in milliseconds.", labels=["stage", "model"]
         )
         for (stage, model), values in sorted(self._stage_counts().items()):
-            buckets = [(str(bound), values.get(f"le_{bound}", 0.0)) for bound in STAGE_BUCKETS_MS]
+            buckets, running = [], 0.0
+            for bound in STAGE_BUCKETS_MS:  # stored per bucket; Prometheus buckets are cumulative
+                running += values.get(f"in_{bound}", 0.0)
+                buckets.append((str(bound), running))
             buckets.append(("+Inf", values.get("count", 0.0)))
             histogram.add_metric([stage, model], buckets, values.get("sum", 0.0))
         return histogram

@@ -42,7 +42,7 @@ def execute_job(job_id: str, *, backplane: Backplane, engine: Engine, worker_id:
         return JobState.FAILED
     events.append(job_id, job_event("job_started", job_id=job_id, worker_id=worker_id, attempt=job.attempts))
 
-    last_poll = [0.0, False]
+    last_poll = [time.monotonic(), False]  # a cancel before the start was seen by claim()
 
     def should_cancel() -> bool:
         now = time.monotonic()
@@ -55,19 +55,22 @@ def execute_job(job_id: str, *, backplane: Backplane, engine: Engine, worker_id:
         result = engine.run(
             request,
             backend=job.backend,
-            on_event=lambda event: events.append(job_id, event),
+            on_event=lambda event: events.append_later(job_id, event),
             should_cancel=should_cancel,
             job_id=job_id,
             run_dir=backplane.settings.artifact_dir.resolve() / job_id,
         )
     except JobCancelledError:
+        events.flush()
         store.finish(job_id, JobState.CANCELLED)
         events.append(job_id, job_event("job_cancelled", job_id=job_id))
         return JobState.CANCELLED
     except OmniRTError as exc:
+        events.flush()
         return _fail(backplane, job_id, exc.to_dict())
     except Exception as exc:
         log.exception("job %s failed", job_id)
+        events.flush()
         return _fail(
             backplane, job_id, {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}", "details": {}}
         )
@@ -76,11 +79,12 @@ def execute_job(job_id: str, *, backplane: Backplane, engine: Engine, worker_id:
     if job.started_at_ms is not None:
         result.metadata.queue_wait_ms = float(job.started_at_ms - job.enqueued_at_ms)
     payload = result.to_dict()
+    events.flush()
     if not store.finish(job_id, JobState.SUCCEEDED, result=payload):
         log.warning("job %s finished but its record had moved on; result dropped", job_id)
         return None
-    backplane.record_stage_timings(job.model, result.metadata.timings)
     events.append(job_id, job_event("job_finished", job_id=job_id, outputs=len(result.outputs)))
+    backplane.record_stage_timings(job.model, result.metadata.timings)
     return JobState.SUCCEEDED
 
 

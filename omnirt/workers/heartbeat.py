@@ -27,21 +27,33 @@ class WorkerRegistry(Protocol):
 
 
 class RedisWorkerRegistry:
+    """Heartbeat records with a TTL, indexed by expiry in ``omnirt:workers`` so listing never scans the keyspace."""
+
+    INDEX = f"{PREFIX}:workers"
+
     def __init__(self, client: Any) -> None:
         self.redis = client
 
     def beat(self, worker_id: str, info: dict[str, Any], ttl_s: float) -> None:
-        self.redis.set(process_key(worker_id), json.dumps(info), px=int(ttl_s * 1000))
+        expires_ms = int((time.time() + ttl_s) * 1000)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(process_key(worker_id), json.dumps(info), px=int(ttl_s * 1000))
+        pipe.zadd(self.INDEX, {worker_id: expires_ms})
+        pipe.zremrangebyscore(self.INDEX, "-inf", int(time.time() * 1000) - 60_000)
+        pipe.execute()
 
     def forget(self, worker_id: str) -> None:
-        self.redis.delete(process_key(worker_id))
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.delete(process_key(worker_id))
+        pipe.zrem(self.INDEX, worker_id)
+        pipe.execute()
 
     def alive(self, worker_id: str) -> bool:
         return bool(self.redis.exists(process_key(worker_id)))
 
     def workers(self) -> list[dict[str, Any]]:
-        keys = sorted(self.redis.scan_iter(match=f"{PREFIX}:proc:*", count=500))
-        values = self.redis.mget(keys) if keys else []
+        ids = self.redis.zrangebyscore(self.INDEX, int(time.time() * 1000), "+inf")
+        values = self.redis.mget([process_key(worker_id) for worker_id in ids]) if ids else []
         return [json.loads(value) for value in values if value]
 
 
