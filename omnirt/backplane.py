@@ -42,12 +42,15 @@ class CeleryDispatcher:
         return f"{job.id}.{job.attempts}"
 
     def dispatch(self, job: Job) -> None:
+        kwargs = {"model": job.model, "task": job.task}
         self.celery.send_task(
             "omnirt.generate",
             args=[job.id],
-            kwargs={"model": job.model, "task": job.task},
+            kwargs=kwargs,
             queue=job.queue,
             task_id=self.task_id(job),
+            argsrepr=repr([job.id]),
+            kwargsrepr=repr(kwargs),
         )
 
     def revoke(self, job: Job) -> None:

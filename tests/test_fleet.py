@@ -144,3 +144,78 @@ def test_tasks_carry_only_the_job_id(private_fleet: Any) -> None:
     assert message["headers"]["task"] == "omnirt.generate"
     assert message["headers"]["argsrepr"] == repr([submitted["id"]])
     assert "bench-noop" in message["headers"]["kwargsrepr"] and len(raw[0]) < 2000
+
+
+def test_worker_preloads_and_reports_its_warm_models(
+    private_fleet: Any, service_env: dict[str, str], service_dirs: dict[str, Path]
+) -> None:
+    worker = Worker(
+        private_fleet.redis.url,
+        ["omnirt.experimental.cpu"],
+        {**service_env, "OMNIRT_PRELOAD": "sd15"},
+        service_dirs["logs"],
+        "preloader",
+    )
+    try:
+        worker.wait_ready(private_fleet.api.backplane)
+        record = wait_until(
+            lambda: next(
+                (
+                    w
+                    for w in private_fleet.api.backplane.workers.workers()
+                    if w["node"].startswith("preloader@") and w["loaded_models"]
+                ),
+                None,
+            ),
+            timeout=60,
+        )
+        assert [model["model"] for model in record["loaded_models"]] == ["sd15"]
+        assert record["device"] == "cpu" and record["queues"] == ["omnirt.experimental.cpu"]
+        assert record["memory"]["rss_mb"] > 0
+    finally:
+        worker.stop()
+
+
+def test_metrics_are_merged_across_gunicorn_workers(
+    private_redis: RedisServer, service_env: dict[str, str], service_dirs: dict[str, Path]
+) -> None:
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from tests.support.servers import free_port
+
+    port = free_port()
+    env = {**os.environ, **service_env, "OMNIRT_REDIS_URL": private_redis.url}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "omnirt.cli", "serve", "--port", str(port), "--workers", "2", "--threads", "4"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _up(url), timeout=60)
+        for _ in range(30):
+            requests.get(f"{url}/v1/models", headers={"Connection": "close"}, timeout=10)
+        pattern = re.compile(r'omnirt_http_request_duration_seconds_count\{[^}]*url_rule="/v1/models"[^}]*\} (\S+)')
+        counts = set()
+        for _ in range(6):  # each scrape may land on either worker: all must agree
+            text = requests.get(f"{url}/metrics", headers={"Connection": "close"}, timeout=10).text
+            counts.add(sum(float(value) for value in pattern.findall(text)))
+        assert counts == {30.0}
+    finally:
+        import signal
+
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def _up(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/healthz", timeout=2).status_code == 200
+    except requests.ConnectionError:
+        return False

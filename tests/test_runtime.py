@@ -230,3 +230,40 @@ def test_lora_from_folder_and_reference_errors(tiny_model, engine: Engine, tmp_p
         resolve_adapter_file(str(tmp_path / "weights.bin"))
     with pytest.raises(WeightsNotFoundError, match="LoRA file not found"):
         resolve_adapter_file(str(tmp_path / "missing.safetensors"))
+
+
+# Warm cache policies ---------------------------------------------------------------------------------------------
+
+
+class _Loaded:
+    def __init__(self, gigabytes: float) -> None:
+        self.estimated_gb = gigabytes
+
+
+def test_cache_unloads_idle_models_and_keeps_busy_ones() -> None:
+    import time as clock
+
+    from omnirt.runtime.cache import WarmPipelineCache
+
+    cache = WarmPipelineCache(max_entries=4, idle_unload_s=0.05)
+    idle, busy = ("a", "", "fp32", "cpu", ()), ("b", "", "fp32", "cpu", ())
+    cache.get_or_load(idle, lambda: _Loaded(1))
+    entry, _ = cache.get_or_load(busy, lambda: _Loaded(1))
+    clock.sleep(0.1)
+    with entry.lock:  # a run in progress
+        assert cache.sweep() == 1
+    assert cache.keys() == [busy]
+
+
+def test_cache_evicts_least_recently_used_under_a_memory_budget() -> None:
+    from omnirt.runtime.cache import WarmPipelineCache
+
+    cache = WarmPipelineCache(max_entries=10, memory_budget_gb=5)
+    first, second = ("m1", "", "fp32", "cpu", ()), ("m2", "", "fp32", "cpu", ())
+    cache.get_or_load(first, lambda: _Loaded(2))
+    cache.get_or_load(second, lambda: _Loaded(2))
+    cache.get_or_load(first, lambda: _Loaded(2))  # touch: m2 is now least recently used
+    cache.make_room(2)
+    assert cache.keys() == [first]
+    described = cache.describe()
+    assert described[0]["model"] == "m1" and described[0]["estimated_gb"] == 2

@@ -362,3 +362,17 @@ def test_concurrent_clients_follow_one_job(service) -> None:
         thread.join(timeout=60)
     assert len(results) == 5 and all(names == results[0] for names in results)
     assert results[0][-1] == "job_finished"
+
+
+def test_sync_timeout_answers_202_and_back_pressure_answers_429(service) -> None:
+    slow = requests.post(
+        f"{service.url}/v1/generate",
+        json={**NOOP, "config": {"steps": 20, "step_ms": 50}, "timeout_s": 0.2},
+        timeout=30,
+    )
+    assert slow.status_code == 202 and slow.json()["state"] in ("queued", "running")
+    wait_state(service.url, slow.json()["id"], {"succeeded"})
+    full = service.start(max_queued_jobs=0)
+    refused = requests.post(f"{full.url}/v1/generate", json=NOOP, timeout=30)
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "too_many_queued"
+    assert refused.headers["Retry-After"] == "5"

@@ -75,10 +75,14 @@ class GenerateRequest:
     adapters: list[AdapterRef] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        if self.adapters is None:
-            data["adapters"] = None
-        return data
+        return {
+            "task": self.task,
+            "model": self.model,
+            "backend": self.backend,
+            "inputs": dict(self.inputs),
+            "config": dict(self.config),
+            "adapters": None if self.adapters is None else [adapter.to_dict() for adapter in self.adapters],
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GenerateRequest:
@@ -166,7 +170,9 @@ class RunReport:
     schema_version: str = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["events"] = [event.to_dict() for event in self.events]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunReport:

@@ -10,7 +10,7 @@ import enum
 import json
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -63,7 +63,8 @@ class Job:
         return self.state.terminal
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """A shallow dict (nested values are shared, not copied: callers serialise it right away)."""
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
         data["state"] = self.state.value
         return data
 
