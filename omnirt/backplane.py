@@ -125,8 +125,8 @@ class Backplane:
         self.dispatcher: Dispatcher
         if settings.embedded:
             self.workers = MemoryWorkerRegistry()
-            self.store = MemoryJobStore(is_alive=self.workers.alive)
             self.events = MemoryEventBus(ttl_s=settings.events_ttl_s)
+            self.store = MemoryJobStore(is_alive=self.workers.alive, events=self.events)
             embedded = EmbeddedDispatcher(self, settings.embedded_workers)
             self.dispatcher = embedded
             self._embedded = embedded
@@ -142,7 +142,12 @@ class Backplane:
             )
             relay_client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_connect_timeout=2)
             self.workers = RedisWorkerRegistry(self.redis)
-            self.store = RedisJobStore(self.redis, ttl_s=settings.job_ttl_s)
+            self.store = RedisJobStore(
+                self.redis,
+                ttl_s=settings.job_ttl_s,
+                events_maxlen=settings.events_maxlen,
+                events_ttl_s=settings.events_ttl_s,
+            )
             self.events = RedisEventBus(
                 relay_client, maxlen=settings.events_maxlen, ttl_s=settings.events_ttl_s, job_ttl_s=settings.job_ttl_s
             )

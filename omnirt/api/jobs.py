@@ -13,10 +13,9 @@ from omnirt.api.errors import ApiError
 from omnirt.api.presenters import job_to_dict
 from omnirt.api.sock import sock
 from omnirt.contracts.types import StageEvent
-from omnirt.events.bus import TERMINAL_EVENTS, valid_id
+from omnirt.events.bus import TERMINAL_EVENTS, job_event, valid_id
 from omnirt.jobs.job import JobState, now_ms
 from omnirt.jobs.store import CancelOutcome
-from omnirt.workers.executor import job_event
 
 bp = Blueprint("jobs", __name__)
 
@@ -85,9 +84,8 @@ def list_jobs() -> Any:
 
 
 def cancel_job(plane: Any, job_id: str) -> tuple[CancelOutcome, Any]:
-    outcome, job = plane.store.cancel(job_id)
+    outcome, job = plane.store.cancel(job_id)  # a queued job's job_cancelled event is written with its state
     if outcome == CancelOutcome.CANCELLED:
-        plane.events.append(job_id, job_event("job_cancelled", job_id=job_id))
         plane.dispatcher.revoke(job)
     elif outcome == CancelOutcome.REQUESTED:
         plane.events.append(job_id, job_event("cancel_requested", job_id=job_id))

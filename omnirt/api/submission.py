@@ -26,14 +26,13 @@ from omnirt.backplane import Backplane
 from omnirt.contracts.errors import ModelNotRegisteredError
 from omnirt.contracts.schemas import GenerateRequestSchema
 from omnirt.contracts.types import GenerateRequest
-from omnirt.events.bus import TERMINAL_EVENTS
+from omnirt.events.bus import TERMINAL_EVENTS, job_event
 from omnirt.jobs.job import Job, JobState, new_job_id
 from omnirt.registry.registry import get_model
 from omnirt.registry.validation import PATH_INPUTS, validate_request
 from omnirt.runtime.weights import default_models_dir
 from omnirt.settings import Settings
 from omnirt.tasks.routing import choose_queue
-from omnirt.workers.executor import job_event
 
 JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MEDIA_SUFFIX = {

@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 TERMINAL_EVENTS = frozenset({"job_finished", "job_failed", "job_cancelled"})
 
 
+def job_event(event: str, **data: Any) -> StageEvent:
+    """A job lifecycle event (stage ``job``): job_enqueued, job_started, job_finished, ..."""
+    return StageEvent(event=event, stage="job", timestamp_ms=int(time.time() * 1000), data=data)
+
+
 def stream_key(job_id: str) -> str:
     return f"omnirt:job:{job_id}:events"
 

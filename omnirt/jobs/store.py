@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
+from omnirt.contracts.types import StageEvent
+from omnirt.events.bus import encode, job_event, stream_key
 from omnirt.jobs.job import TERMINAL_STATES, Job, JobState, now_ms
 
 PREFIX = "omnirt"
@@ -56,7 +58,13 @@ class JobStore(Protocol):
     def list(self, *, state: str | None, model: str | None, limit: int, offset: int) -> tuple[list[Job], int]: ...
     def claim(self, job_id: str, worker_id: str, max_attempts: int) -> tuple[Claim, Job | None]: ...
     def finish(
-        self, job_id: str, state: JobState, *, result: dict | None = None, error: dict | None = None
+        self,
+        job_id: str,
+        state: JobState,
+        *,
+        result: dict | None = None,
+        error: dict | None = None,
+        event: StageEvent | None = None,
     ) -> bool: ...
     def cancel(self, job_id: str) -> tuple[CancelOutcome, Job | None]: ...
     def cancel_requested(self, job_id: str) -> bool: ...
@@ -120,7 +128,9 @@ end
 return {'run', attempts + 1, record}
 """
 
-# KEYS[1] job hash; ARGV: prefix, new state, now, ttl, result json or '', error json or '', allowed from-states csv.
+# KEYS[1] job hash, KEYS[2] its event stream; ARGV: prefix, new state, now, ttl, result json or '', error json or '',
+# allowed from-states csv, stream maxlen, stream ttl, then the terminal event's fields (if any), appended atomically
+# with the state change: a job's record and its terminal event never disagree.
 _FINISH = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state or not string.find(',' .. ARGV[7] .. ',', ',' .. state .. ',', 1, true) then return 0 end
@@ -134,6 +144,10 @@ redis.call('ZREM', ARGV[1] .. ':jobs:running', id)
 redis.call('ZREM', ARGV[1] .. ':jobs:queued', id)
 redis.call('HINCRBY', ARGV[1] .. ':stats:jobs', state .. '|' .. model, -1)
 redis.call('HINCRBY', ARGV[1] .. ':stats:jobs', ARGV[2] .. '|' .. model, 1)
+if #ARGV > 9 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*', unpack(ARGV, 10))
+  redis.call('EXPIRE', KEYS[2], ARGV[9])
+end
 return 1
 """
 
@@ -184,9 +198,11 @@ def _error_json(code: str, message: str) -> str:
 
 
 class RedisJobStore:
-    def __init__(self, client: Any, *, ttl_s: int) -> None:
+    def __init__(self, client: Any, *, ttl_s: int, events_maxlen: int = 10_000, events_ttl_s: int = 3600) -> None:
         self.redis = client
         self.ttl_s = ttl_s
+        self.events_maxlen = events_maxlen
+        self.events_ttl_s = events_ttl_s
         self._create = client.register_script(_CREATE)
         self._claim = client.register_script(_CLAIM)
         self._finish = client.register_script(_FINISH)
@@ -242,12 +258,22 @@ class RedisJobStore:
             return Claim.RUN, Job.from_hash(dict(zip(flat[::2], flat[1::2], strict=True)))
         return Claim(reply[0]), self.get(job_id)
 
-    def finish(self, job_id: str, state: JobState, *, result: dict | None = None, error: dict | None = None) -> bool:
+    def finish(
+        self,
+        job_id: str,
+        state: JobState,
+        *,
+        result: dict | None = None,
+        error: dict | None = None,
+        event: StageEvent | None = None,
+    ) -> bool:
+        """End the job (``cancelled`` from queued or running, the others from running) and append ``event``."""
         import json
 
         allowed = "queued,running" if state == JobState.CANCELLED else "running"
+        fields = [item for pair in encode(event).items() for item in pair] if event is not None else []
         done = self._finish(
-            keys=[job_key(job_id)],
+            keys=[job_key(job_id), stream_key(job_id)],
             args=[
                 PREFIX,
                 state.value,
@@ -256,6 +282,9 @@ class RedisJobStore:
                 json.dumps(result) if result is not None else "",
                 json.dumps(error) if error is not None else "",
                 allowed,
+                self.events_maxlen,
+                self.events_ttl_s,
+                *fields,
             ],
         )
         return bool(done)
@@ -263,7 +292,7 @@ class RedisJobStore:
     def cancel(self, job_id: str) -> tuple[CancelOutcome, Job | None]:
         outcome = self._request_cancel(keys=[job_key(job_id)], args=[PREFIX])
         if outcome == "queued":
-            if self.finish(job_id, JobState.CANCELLED):
+            if self.finish(job_id, JobState.CANCELLED, event=job_event("job_cancelled", job_id=job_id)):
                 return CancelOutcome.CANCELLED, self.get(job_id)
             return self.cancel(job_id)  # it started meanwhile: flag it instead
         return CancelOutcome(outcome), self.get(job_id)
@@ -304,7 +333,8 @@ class RedisJobStore:
 class MemoryJobStore:
     """The embedded-mode store: the same transitions under one lock. Liveness comes from ``is_alive``."""
 
-    def __init__(self, is_alive: Callable[[str], bool] = lambda _worker: True) -> None:
+    def __init__(self, is_alive: Callable[[str], bool] = lambda _worker: True, events: Any = None) -> None:
+        self.events = events  # the MemoryEventBus that terminal events go to
         self._jobs: dict[str, Job] = {}
         self._idempotency: dict[str, str] = {}
         self._counts: dict[tuple[str, str], int] = {}
@@ -368,13 +398,23 @@ class MemoryJobStore:
             )
             return Claim.RUN, running
 
-    def finish(self, job_id: str, state: JobState, *, result: dict | None = None, error: dict | None = None) -> bool:
+    def finish(
+        self,
+        job_id: str,
+        state: JobState,
+        *,
+        result: dict | None = None,
+        error: dict | None = None,
+        event: StageEvent | None = None,
+    ) -> bool:
         with self._lock:
             job = self._jobs.get(job_id)
             allowed = {JobState.QUEUED, JobState.RUNNING} if state == JobState.CANCELLED else {JobState.RUNNING}
             if job is None or job.state not in allowed:
                 return False
             self._move(job, state, finished_at_ms=now_ms(), result=result, error=error)
+            if event is not None and self.events is not None:
+                self.events.append(job_id, event)
             return True
 
     def cancel(self, job_id: str) -> tuple[CancelOutcome, Job | None]:
@@ -385,7 +425,10 @@ class MemoryJobStore:
             if job.state in TERMINAL_STATES:
                 return CancelOutcome.FINISHED, job
             if job.state == JobState.QUEUED:
-                return CancelOutcome.CANCELLED, self._move(job, JobState.CANCELLED, finished_at_ms=now_ms())
+                cancelled = self._move(job, JobState.CANCELLED, finished_at_ms=now_ms())
+                if self.events is not None:
+                    self.events.append(job_id, job_event("job_cancelled", job_id=job_id))
+                return CancelOutcome.CANCELLED, cancelled
             flagged = replace(job, cancel_requested=True)
             self._jobs[job_id] = flagged
             return CancelOutcome.REQUESTED, flagged

@@ -13,8 +13,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from omnirt.contracts.errors import JobCancelledError, OmniRTError
-from omnirt.contracts.types import GenerateRequest, StageEvent
-from omnirt.jobs.job import JobState, now_ms
+from omnirt.contracts.types import GenerateRequest
+from omnirt.events.bus import job_event
+from omnirt.jobs.job import JobState
 from omnirt.jobs.store import Claim
 
 if TYPE_CHECKING:
@@ -24,10 +25,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CANCEL_POLL_S = 0.05
-
-
-def job_event(event: str, **data: Any) -> StageEvent:
-    return StageEvent(event=event, stage="job", timestamp_ms=now_ms(), data=data)
 
 
 def execute_job(job_id: str, *, backplane: Backplane, engine: Engine, worker_id: str) -> JobState | None:
@@ -40,7 +37,7 @@ def execute_job(job_id: str, *, backplane: Backplane, engine: Engine, worker_id:
     if claim is Claim.EXHAUSTED:
         events.append(job_id, job_event("job_failed", job_id=job_id, error=job.error))
         return JobState.FAILED
-    events.append(job_id, job_event("job_started", job_id=job_id, worker_id=worker_id, attempt=job.attempts))
+    events.append_later(job_id, job_event("job_started", job_id=job_id, worker_id=worker_id, attempt=job.attempts))
 
     last_poll = [time.monotonic(), False]  # a cancel before the start was seen by claim()
 
@@ -62,8 +59,7 @@ def execute_job(job_id: str, *, backplane: Backplane, engine: Engine, worker_id:
         )
     except JobCancelledError:
         events.flush()
-        store.finish(job_id, JobState.CANCELLED)
-        events.append(job_id, job_event("job_cancelled", job_id=job_id))
+        store.finish(job_id, JobState.CANCELLED, event=job_event("job_cancelled", job_id=job_id))
         return JobState.CANCELLED
     except OmniRTError as exc:
         events.flush()
@@ -80,15 +76,16 @@ def execute_job(job_id: str, *, backplane: Backplane, engine: Engine, worker_id:
         result.metadata.queue_wait_ms = float(job.started_at_ms - job.enqueued_at_ms)
     payload = result.to_dict()
     events.flush()
-    if not store.finish(job_id, JobState.SUCCEEDED, result=payload):
+    finished = job_event("job_finished", job_id=job_id, outputs=len(result.outputs))
+    if not store.finish(job_id, JobState.SUCCEEDED, result=payload, event=finished):
         log.warning("job %s finished but its record had moved on; result dropped", job_id)
         return None
-    events.append(job_id, job_event("job_finished", job_id=job_id, outputs=len(result.outputs)))
     backplane.record_stage_timings(job.model, result.metadata.timings)
     return JobState.SUCCEEDED
 
 
 def _fail(backplane: Backplane, job_id: str, error: dict[str, Any]) -> JobState:
-    backplane.store.finish(job_id, JobState.FAILED, error=error)
-    backplane.events.append(job_id, job_event("job_failed", job_id=job_id, error=error))
+    backplane.store.finish(
+        job_id, JobState.FAILED, error=error, event=job_event("job_failed", job_id=job_id, error=error)
+    )
     return JobState.FAILED

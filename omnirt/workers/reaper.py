@@ -11,8 +11,8 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
+from omnirt.events.bus import job_event
 from omnirt.jobs.job import JobState
-from omnirt.workers.executor import job_event
 
 if TYPE_CHECKING:
     from omnirt.backplane import Backplane
