@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -115,14 +116,19 @@ def test_docs_models_page_is_current() -> None:
     assert page.read_text() == render_markdown(), "docs/models.md is stale: run `make docs`"
 
 
-def test_api_side_imports_no_torch() -> None:
+def test_api_side_imports_no_torch(tmp_path) -> None:
     code = (
         "import sys, omnirt\n"
         "omnirt.validate({'task': 'text2image', 'model': 'sd15', 'inputs': {'prompt': 'x'}, 'backend': 'cpu'})\n"
         "from omnirt.registry.manifest import render_markdown; render_markdown()\n"
+        "from omnirt.api import create_app\n"
+        "client = create_app().test_client()\n"
+        "assert client.post('/v1/generate', json={'task': 'text2image', 'model': 'sd-15'}).status_code == 400\n"
+        "assert client.get('/openapi.json').status_code == 200 and client.get('/metrics').status_code == 200\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    env = {key: value for key, value in os.environ.items() if key != "OMNIRT_REDIS_URL"}
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, env=env)
 
 
 def test_python_api_exports() -> None:

@@ -376,3 +376,10 @@ def test_sync_timeout_answers_202_and_back_pressure_answers_429(service) -> None
     refused = requests.post(f"{full.url}/v1/generate", json=NOOP, timeout=30)
     assert refused.status_code == 429 and refused.json()["error"]["code"] == "too_many_queued"
     assert refused.headers["Retry-After"] == "5"
+
+
+def test_server_alias_map_routes_to_the_registered_model(service) -> None:
+    aliased = service.start(model_aliases={"house-style": "bench-noop"})
+    response = requests.post(f"{aliased.url}/v1/generate", json={**NOOP, "model": "house-style"}, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.json()["metadata"]["model"] == "bench-noop"
