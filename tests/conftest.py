@@ -108,11 +108,17 @@ def fleet_redis() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def fleet_worker(fleet_redis: Any, service_env: dict[str, str], service_dirs: dict[str, Path]) -> Iterator[Any]:
-    """One warm worker on the experimental CPU queue for the whole session."""
+    """One warm worker on the experimental and core CPU queues (diffusion test models, voices) for the session."""
     from omnirt.backplane import Backplane
     from tests.support.servers import Worker
 
-    worker = Worker(fleet_redis.url, ["omnirt.experimental.cpu"], service_env, service_dirs["logs"], "session-worker")
+    worker = Worker(
+        fleet_redis.url,
+        ["omnirt.experimental.cpu", "omnirt.core.cpu"],
+        service_env,
+        service_dirs["logs"],
+        "session-worker",
+    )
     worker.wait_ready(Backplane(service_settings(fleet_redis.url, service_dirs)))
     yield worker
     worker.stop()

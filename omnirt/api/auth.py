@@ -13,7 +13,7 @@ from flask import Flask, current_app, request
 
 from omnirt.api.errors import error_response
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/health"})  # liveness and readiness probes
 
 
 def presented_key() -> str | None:

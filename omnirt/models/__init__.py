@@ -2,10 +2,13 @@
 
 from omnirt.models import (  # noqa: F401 - each import registers a family
     cogvideox,
+    espeak,
     flux,
     flux2,
+    hibari_tts,
     hunyuan_video,
     ltx_video,
+    pocketsphinx_asr,
     qwen_image,
     stable_diffusion,
     stable_diffusion_3,

@@ -43,9 +43,11 @@ class RunContext:
     should_cancel: CancelCheck | None = None
     events: list[StageEvent] = field(default_factory=list)
 
-    def emit(self, event: str, stage: str | None = None, **data: Any) -> None:
+    def emit(self, event: str, stage: str | None = None, *, keep: bool = True, **data: Any) -> None:
+        """Send an event to the listener; ``keep=False`` leaves it out of the run report (bulky media chunks)."""
         record = StageEvent(event=event, stage=stage, timestamp_ms=now_ms(), data=data)
-        self.events.append(record)
+        if keep:
+            self.events.append(record)
         if self.on_event is not None:
             self.on_event(record)
 

@@ -73,3 +73,34 @@ def diffusion_contract(
         "execution_mode": "legacy_call",
         **capabilities,
     }
+
+
+def speech_contract(
+    task: str,
+    *,
+    defaults: dict[str, Any],
+    extra_config: tuple[str, ...] = (),
+    optional_inputs: tuple[str, ...] = (),
+    **capabilities: Any,
+) -> dict[str, Any]:
+    """``register_model`` keyword arguments for a speech family: text2audio (TTS) or audio2text (ASR)."""
+    from omnirt.models.speech import ASR_CONFIG, TTS_CONFIG
+
+    if task == "text2audio":
+        required, config, artifact_kind = ("prompt",), TTS_CONFIG, "audio"
+        capabilities.setdefault("streaming", True)
+        capabilities.setdefault("service_adapter", "text2audio.service.v1")
+    elif task == "audio2text":
+        required, config, artifact_kind = ("audio",), ASR_CONFIG, "text"
+    else:
+        raise ValueError(f"speech_contract does not cover task {task!r}")
+    return {
+        "required_inputs": required,
+        "optional_inputs": optional_inputs,
+        "supported_config": tuple(dict.fromkeys((*config, *extra_config))),
+        "default_config": dict(defaults),
+        "artifact_kind": artifact_kind,
+        "domain": "digital-human",
+        "supports_batching": False,
+        **capabilities,
+    }

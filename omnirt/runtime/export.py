@@ -32,6 +32,13 @@ def write_png(image: Any, path: Path) -> Artifact:
     return _finish(Artifact(kind="image", path=str(path), mime="image/png", width=image.width, height=image.height))
 
 
+def write_text(text: str, path: Path) -> Artifact:
+    """Save a transcript (UTF-8)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n", encoding="utf-8")
+    return _finish(Artifact(kind="text", path=str(path), mime="text/plain"))
+
+
 def write_wav(samples: Any, sample_rate: int, path: Path) -> Artifact:
     """Save mono float samples in [-1, 1] (or int16) as 16-bit PCM WAV."""
     import numpy as np

@@ -1,0 +1,369 @@
+"""Speech routes: ``text2audio.service.v1`` (streaming PCM), the legacy IndexTTS route OpenTalking calls, and the
+OpenAI ``/v1/audio/speech`` and ``/v1/audio/transcriptions`` routes.
+
+Synthesis runs as a job on a worker that holds the voice warm; its ``audio_chunk`` events are relayed to the
+client as they arrive. The response starts only once the first chunk exists, so a request that fails early gets a
+JSON error with its status; a failure after that ends the PCM stream (or, for SSE, sends an ``error`` event).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+
+from omnirt.api.errors import ApiError, error_response, status_for
+from omnirt.api.submission import submit, wait_for
+from omnirt.contracts.errors import ModelNotRegisteredError
+from omnirt.contracts.types import GenerateRequest, StageEvent
+from omnirt.events.bus import TERMINAL_EVENTS
+from omnirt.registry.registry import get_model, list_available_models
+from omnirt.runtime.audio import streaming_wav_header
+
+bp = Blueprint("speech", __name__)
+
+SCHEMA = "text2audio.service.v1"
+DEFAULT_TTS = "hibari-tts"
+DEFAULT_ASR = "pocketsphinx-en"
+FIRST_CHUNK_TIMEOUT_S = 120.0
+
+
+def backplane() -> Any:
+    return current_app.extensions["omnirt"]
+
+
+def tts_models() -> list[Any]:
+    return [spec for spec in list_available_models(include_aliases=False) if spec.task == "text2audio"]
+
+
+def resolve_tts(name: str | None) -> str:
+    model = name or DEFAULT_TTS
+    try:
+        get_model(model, "text2audio")
+    except ModelNotRegisteredError:
+        raise ApiError(
+            404,
+            "model_not_found",
+            f"Unknown text2audio model '{model}'.",
+            {"models": [spec.id for spec in tts_models()]},
+        ) from None
+    return model
+
+
+def start_synthesis(
+    model: str, text: str, *, voice: str | None, sample_rate: int | None, speed: float | None = None
+) -> tuple[str, Any, StageEvent | None]:
+    """Queue a streaming synthesis and wait for its first audio chunk (or its end)."""
+    if not text.strip():
+        raise ApiError(400, "invalid_request", "text is required")
+    config: dict[str, Any] = {"stream": True}
+    if voice:
+        config["voice"] = voice
+    if sample_rate:
+        config["sample_rate"] = int(sample_rate)
+    if speed:
+        config["speed"] = float(speed)
+    job, _ = submit(
+        backplane(), GenerateRequest(task="text2audio", model=model, inputs={"prompt": text}, config=config)
+    )
+    subscription = backplane().events.subscribe(job.id, "0-0")
+    deadline = time.monotonic() + FIRST_CHUNK_TIMEOUT_S
+    while time.monotonic() < deadline:
+        entry = subscription.get(timeout=1.0)
+        if entry is None:
+            continue
+        event = entry[1]
+        if event.event == "audio_chunk":
+            return job.id, subscription, event
+        if event.event in TERMINAL_EVENTS:
+            backplane().events.unsubscribe(subscription)
+            if event.event == "job_finished":
+                return job.id, None, None
+            error = event.data.get("error") or {"code": "cancelled", "message": "The synthesis was cancelled."}
+            raise ApiError(status_for(error["code"]), error["code"], error["message"], {"job_id": job.id})
+    backplane().events.unsubscribe(subscription)
+    raise ApiError(503, "no_capacity", "No worker started the synthesis in time.", {"job_id": job.id})
+
+
+def chunks(subscription: Any, first: StageEvent | None) -> Iterator[StageEvent]:
+    """The first audio chunk, then every later one, until the job ends (its terminal event included)."""
+    if first is None:
+        return
+    yield first
+    try:
+        while True:
+            entry = subscription.get(timeout=60.0)
+            if entry is None:
+                continue
+            yield entry[1]
+            if entry[1].event in TERMINAL_EVENTS:
+                return
+    finally:
+        backplane().events.unsubscribe(subscription)
+
+
+def pcm_stream(subscription: Any, first: StageEvent | None, *, wav: bool, rate: int) -> Iterator[bytes]:
+    if wav:
+        yield streaming_wav_header(rate)
+    for event in chunks(subscription, first):
+        if event.event == "audio_chunk":
+            yield base64.b64decode(event.data["pcm_b64"])
+
+
+def pcm_response(
+    model: str, job_id: str, subscription: Any, first: StageEvent | None, *, wav: bool, legacy: bool = False
+) -> Response:
+    rate = int(first.data["sample_rate"]) if first is not None else 24000
+    mimetype = "audio/wav" if wav else f"audio/L16; rate={rate}; channels=1"
+    headers = {
+        "x-audio-sample-rate": str(rate),
+        "x-omnirt-job-id": job_id,
+        "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+    }
+    if not legacy:
+        headers.update({"x-omnirt-adapter-schema": SCHEMA, "x-omnirt-model": model})
+    body = stream_with_context(pcm_stream(subscription, first, wav=wav, rate=rate))
+    return Response(body, headers=headers, content_type=mimetype)
+
+
+@bp.post("/v1/text2audio/stream")
+def text2audio_stream() -> Any:
+    """Stream speech as it is synthesised: raw pcm_s16le (audio/L16) or a streaming WAV.
+    ---
+    post:
+      requestBody:
+        content:
+          application/json:
+            schema: {type: object, required: [text], properties: {text: {type: string}, model: {type: string},
+                     voice: {type: string}, audio_format: {type: string, enum: [pcm_s16le, wav]},
+                     sample_rate: {type: integer}, config: {type: object}}}
+      responses:
+        200: {description: audio/L16 chunks as they are produced}
+        400: {description: Invalid request, content: {application/json: {schema: Error}}}
+        404: {description: Unknown text2audio model, content: {application/json: {schema: Error}}}
+    """
+    body = _json_body()
+    audio_format = body.get("audio_format") or "pcm_s16le"
+    if audio_format not in ("pcm_s16le", "wav"):
+        raise ApiError(400, "invalid_request", "audio_format must be pcm_s16le or wav.")
+    model = resolve_tts(body.get("model"))
+    config = body.get("config") if isinstance(body.get("config"), dict) else {}
+    voice = body.get("voice") or body.get("speaker_profile") or config.get("voice")
+    job_id, subscription, first = start_synthesis(
+        model,
+        str(body.get("text") or ""),
+        voice=voice,
+        sample_rate=body.get("sample_rate") or config.get("sample_rate"),
+        speed=config.get("speed"),
+    )
+    return pcm_response(model, job_id, subscription, first, wav=audio_format == "wav")
+
+
+@bp.post("/v1/text2audio/indextts")
+def text2audio_indextts() -> Any:
+    """OpenTalking's legacy TTS call: its IndexTTS body as it is (unknown keys tolerated), raw PCM back.
+    ---
+    post:
+      responses: {200: {description: audio/L16 chunks; x-audio-sample-rate}}
+    """
+    body = _json_body()
+    model = resolve_tts(current_app.config.get("OMNIRT_LEGACY_TTS_MODEL", DEFAULT_TTS))
+    voice = body.get("voice")
+    if voice in (None, "", "local-default", "default"):
+        voice = None
+    job_id, subscription, first = start_synthesis(
+        model, str(body.get("text") or ""), voice=voice, sample_rate=int(body.get("sample_rate") or 16000)
+    )
+    return pcm_response(model, job_id, subscription, first, wav=False, legacy=True)
+
+
+def _json_body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_request", "The body must be a JSON object.")
+    return body
+
+
+def statuses() -> list[dict[str, Any]]:
+    live = backplane().live_queues()
+    embedded = current_app.config["OMNIRT_SETTINGS"].embedded
+    from omnirt.tasks.routing import candidate_queues
+
+    result = []
+    for spec in tts_models():
+        connected = embedded or bool(live.intersection(candidate_queues(spec)))
+        result.append(
+            {
+                "id": spec.id,
+                "connected": connected,
+                "ready": connected,
+                "reason": "worker" if connected else "no_live_worker",
+                "streaming": True,
+                "summary": spec.capabilities.summary,
+            }
+        )
+    return result
+
+
+@bp.get("/v1/text2audio/models")
+def text2audio_models() -> Any:
+    """text2audio.service.v1 discovery.
+    ---
+    get:
+      responses: {200: {description: Models, statuses and the input/output contract}}
+    """
+    current = statuses()
+    return jsonify(
+        {
+            "adapter_schema": SCHEMA,
+            "models": [status["id"] for status in current],
+            "statuses": current,
+            "input_contract": {
+                "text": "string, required",
+                "model": f"string, default {DEFAULT_TTS}",
+                "voice": "string",
+                "audio_format": "pcm_s16le | wav",
+                "sample_rate": "int",
+            },
+            "output_contract": {
+                "stream": "audio/L16 pcm_s16le chunks by default",
+                "artifact": "audio/wav through POST /v1/generate",
+            },
+        }
+    )
+
+
+@bp.get("/v1/text2audio/health")
+@bp.get("/health")
+def text2audio_health() -> Any:
+    """Speech service health (always 200; `ok` says whether every voice has a worker).
+    ---
+    get:
+      responses: {200: {description: "{ok, adapter_schema, statuses}"}}
+    """
+    current = statuses()
+    return jsonify(
+        {"ok": all(status["connected"] for status in current), "adapter_schema": SCHEMA, "statuses": current}
+    )
+
+
+@bp.get("/v1/text2audio/metrics")
+def text2audio_metrics() -> Any:
+    """Speech service counters as JSON (Prometheus metrics are at /metrics).
+    ---
+    get:
+      responses: {200: {description: "{adapter_schema, model_count, ready_count, statuses, timestamp}"}}
+    """
+    current = statuses()
+    return jsonify(
+        {
+            "adapter_schema": SCHEMA,
+            "model_count": len(current),
+            "ready_count": sum(status["ready"] for status in current),
+            "statuses": current,
+            "timestamp": time.time(),
+        }
+    )
+
+
+@bp.post("/v1/text2audio/warmup")
+def text2audio_warmup() -> Any:
+    """Synthesise a short text so the voice is loaded and warm on a worker.
+    ---
+    post:
+      responses: {200: {description: "{ok, model, elapsed_ms}"}}
+    """
+    body = request.get_json(silent=True) or {}
+    model = resolve_tts(body.get("model"))
+    started = time.perf_counter()
+    job, _ = submit(
+        backplane(), GenerateRequest(task="text2audio", model=model, inputs={"prompt": body.get("text") or "Warm up."})
+    )
+    finished = wait_for(backplane(), job.id, current_app.config["OMNIRT_SETTINGS"].sync_timeout_s)
+    if finished is None or finished.state.value != "succeeded":
+        error = (finished.error if finished else None) or {"code": "no_capacity", "message": "Warm-up did not finish."}
+        return error_response(status_for(error["code"]), error["code"], error["message"], {"job_id": job.id})
+    return jsonify({"ok": True, "model": model, "elapsed_ms": round((time.perf_counter() - started) * 1000, 1)})
+
+
+@bp.post("/v1/audio/speech")
+def openai_speech() -> Any:
+    """OpenAI audio.speech: wav or pcm, streamed as audio or as SSE (speech.audio.delta / done / error).
+    ---
+    post:
+      responses:
+        200: {description: audio/wav, audio/L16 or text/event-stream}
+        400: {description: Invalid request, content: {application/json: {schema: Error}}}
+    """
+    body = _json_body()
+    text = str(body.get("input") or body.get("prompt") or "")
+    model = resolve_tts(body.get("model"))
+    response_format = body.get("response_format") or "wav"
+    if response_format not in ("wav", "pcm"):
+        raise ApiError(400, "invalid_request", "response_format must be wav or pcm.")
+    stream_format = body.get("stream_format") or "audio"
+    if stream_format not in ("audio", "sse"):
+        raise ApiError(400, "invalid_request", "stream_format must be audio or sse.")
+    voice = body.get("voice")
+    if voice in ("alloy", "ash", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "default"):
+        voice = None  # OpenAI voice names pick the model's default voice
+    job_id, subscription, first = start_synthesis(model, text, voice=voice, sample_rate=None, speed=body.get("speed"))
+    if stream_format == "audio":
+        return pcm_response(model, job_id, subscription, first, wav=response_format == "wav")
+
+    def events() -> Iterator[str]:
+        for event in chunks(subscription, first):
+            if event.event == "audio_chunk":
+                yield f"data: {json.dumps({'type': 'speech.audio.delta', 'audio': event.data['pcm_b64']})}\n\n"
+            elif event.event == "job_finished":
+                yield f"data: {json.dumps({'type': 'speech.audio.done'})}\n\n"
+            elif event.event in TERMINAL_EVENTS:
+                error = event.data.get("error") or {"code": "cancelled", "message": "The synthesis was cancelled."}
+                yield f"data: {json.dumps({'type': 'error', 'error': error})}\n\n"
+
+    return Response(
+        stream_with_context(events()),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "x-omnirt-job-id": job_id},
+    )
+
+
+@bp.post("/v1/audio/transcriptions")
+def openai_transcriptions() -> Any:
+    """OpenAI audio.transcriptions (multipart `file`, `model`, optional `language`, `response_format` json|text).
+    ---
+    post:
+      responses:
+        200: {description: "{text}"}
+        400: {description: Invalid request, content: {application/json: {schema: Error}}}
+    """
+    upload = request.files.get("file")
+    if upload is None:
+        raise ApiError(400, "invalid_request", "A `file` upload is required.")
+    model = request.form.get("model") or DEFAULT_ASR
+    if model == "whisper-1":
+        model = DEFAULT_ASR
+    response_format = request.form.get("response_format") or "json"
+    if response_format not in ("json", "text"):
+        raise ApiError(400, "invalid_request", "response_format must be json or text.")
+    mime = upload.mimetype or "audio/wav"
+    data_url = f"data:{mime};base64,{base64.b64encode(upload.read()).decode('ascii')}"
+    config = {"language": request.form["language"]} if request.form.get("language") else {}
+    job, _ = submit(
+        backplane(), GenerateRequest(task="audio2text", model=model, inputs={"audio": data_url}, config=config)
+    )
+    finished = wait_for(backplane(), job.id, current_app.config["OMNIRT_SETTINGS"].sync_timeout_s)
+    if finished is None or finished.state.value != "succeeded":
+        error = (finished.error if finished else None) or {"code": "no_capacity", "message": "Not transcribed in time."}
+        return error_response(status_for(error["code"]), error["code"], error["message"], {"job_id": job.id})
+    from pathlib import Path
+
+    text = Path(finished.result["outputs"][0]["path"]).read_text(encoding="utf-8").strip()
+    if response_format == "text":
+        return Response(text, mimetype="text/plain")
+    return jsonify({"text": text})

@@ -1,0 +1,93 @@
+"""The two speech shapes every speech family fills in: text to speech, and speech to text.
+
+:class:`TextToSpeechPipeline` families implement ``synthesize`` (a generator of float32 audio segments) and say
+their ``sample_rate``; the five stages around it are shared: the denoise stage is synthesis, one ``progress`` event
+per segment, and with ``config.stream`` each segment also goes out at once as an ``audio_chunk`` event (16-bit PCM,
+base64), which the API relays to streaming clients. :class:`SpeechRecognitionPipeline` families implement
+``transcribe`` on 16 kHz mono audio and write the transcript as a text artifact.
+"""
+
+from __future__ import annotations
+
+import abc
+import base64
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+from omnirt.contracts.types import Artifact
+from omnirt.models.base import BasePipeline, RunContext
+from omnirt.runtime.audio import load_audio, pcm16, resample
+from omnirt.runtime.export import write_text, write_wav
+
+TTS_CONFIG = ("voice", "speed", "seed", "stream", "sample_rate", "output_dir", "model_path")
+ASR_CONFIG = ("language", "output_dir", "model_path")
+
+
+class TextToSpeechPipeline(BasePipeline):
+    @property
+    @abc.abstractmethod
+    def sample_rate(self) -> int:
+        """The engine's native sample rate."""
+
+    @abc.abstractmethod
+    def synthesize(self, text: str, config: dict[str, Any]) -> Iterator[Any]:
+        """Yield mono float32 segments in [-1, 1] at ``sample_rate`` as they are ready."""
+
+    def prepare_conditions(self, ctx: RunContext) -> dict[str, Any]:
+        text = str(ctx.request.inputs.get("prompt", "")).strip()
+        rate = int(ctx.config.get("sample_rate") or self.sample_rate)
+        return {"text": text, "rate": rate}
+
+    def prepare_latents(self, ctx: RunContext, conditions: dict[str, Any]) -> None:
+        return None
+
+    def denoise_loop(self, ctx: RunContext, latents: Any, conditions: dict[str, Any]) -> list[Any]:
+        segments = []
+        for index, segment in enumerate(self.synthesize(conditions["text"], ctx.config)):
+            audio = resample(segment, self.sample_rate, conditions["rate"])
+            segments.append(audio)
+            if ctx.config.get("stream"):
+                ctx.emit(
+                    "audio_chunk",
+                    "denoise_loop",
+                    keep=False,
+                    seq=index,
+                    sample_rate=conditions["rate"],
+                    pcm_b64=base64.b64encode(pcm16(audio)).decode("ascii"),
+                )
+            ctx.step(index, None)
+        return segments
+
+    def decode(self, ctx: RunContext, raw: list[Any]) -> Any:
+        import numpy as np
+
+        return np.concatenate(raw) if raw else np.zeros(0, np.float32)
+
+    def export(self, ctx: RunContext, decoded: Any) -> list[Artifact]:
+        rate = int(ctx.config.get("sample_rate") or self.sample_rate)
+        return [write_wav(decoded, rate, ctx.output_dir / f"{self.spec.id}.wav")]
+
+
+class SpeechRecognitionPipeline(BasePipeline):
+    input_rate: ClassVar[int] = 16000
+
+    @abc.abstractmethod
+    def transcribe(self, samples: Any, config: dict[str, Any]) -> str:
+        """The transcript of mono float32 samples at ``input_rate``."""
+
+    def prepare_conditions(self, ctx: RunContext) -> dict[str, Any]:
+        return {"audio": load_audio(ctx.request.inputs["audio"], sample_rate=self.input_rate)}
+
+    def prepare_latents(self, ctx: RunContext, conditions: dict[str, Any]) -> None:
+        return None
+
+    def denoise_loop(self, ctx: RunContext, latents: Any, conditions: dict[str, Any]) -> str:
+        text = self.transcribe(conditions["audio"], ctx.config)
+        ctx.step(0, 1)
+        return text
+
+    def decode(self, ctx: RunContext, raw: str) -> str:
+        return " ".join(raw.split())
+
+    def export(self, ctx: RunContext, decoded: str) -> list[Artifact]:
+        return [write_text(decoded, ctx.output_dir / f"{self.spec.id}.txt")]

@@ -1,0 +1,138 @@
+"""Whisper: speech to text with transformers' ``WhisperForConditionalGeneration`` and ``WhisperProcessor``.
+
+The audio (16 kHz mono, from :class:`~omnirt.models.speech.SpeechRecognitionPipeline`) is cut into Whisper's 30 s
+windows; each window becomes a log-mel spectrogram (the checkpoint's own feature extractor: 80 bins for small, 128 for
+large-v3), and all windows are decoded in one greedy ``generate`` batch with the decoder prompt
+``<|startoftranscript|><|language|><|transcribe|><|notimestamps|>``. The window transcripts are joined with spaces
+(a word cut at a window edge may be split or lost; there is no overlap).
+
+``language`` (default ``en``) forces the language token; an empty value lets Whisper detect it. ``max_new_tokens``
+caps each window's transcript; it defaults to, and never exceeds, what the decoder can hold after the prompt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omnirt.contracts.errors import RequestValidationError, WeightFormatError, WeightsNotFoundError
+from omnirt.contracts.types import AdapterRef
+from omnirt.models.contracts import speech_contract
+from omnirt.models.speech import SpeechRecognitionPipeline
+from omnirt.registry.registry import register_model
+from omnirt.runtime.backends import Backend
+from omnirt.runtime.weights import WeightsSource
+
+COMMON: dict[str, Any] = {"tier": "adjacent", "maturity": "beta", "extra_config": ("max_new_tokens",)}
+WINDOW_S = 30
+# <|startoftranscript|>, the language, the task and <|notimestamps|> precede the transcript in the decoder.
+PROMPT_TOKENS = 4
+
+
+@register_model(
+    id="whisper-large-v3",
+    task="audio2text",
+    hub_id="openai/whisper-large-v3",
+    resource_hint={"min_vram_gb": 4, "dtype": "fp16"},
+    **speech_contract(
+        "audio2text",
+        defaults={"language": "en"},
+        summary="OpenAI Whisper large-v3 (1.55B): multilingual speech recognition, 128 mel bins.",
+        **COMMON,
+    ),
+)
+@register_model(
+    id="whisper-small",
+    task="audio2text",
+    hub_id="openai/whisper-small",
+    resource_hint={"min_vram_gb": 1, "dtype": "fp32"},
+    example="omnirt generate --task audio2text --model whisper-small --audio speech.wav",
+    **speech_contract(
+        "audio2text",
+        defaults={"language": "en"},
+        summary="OpenAI Whisper small (244M): multilingual speech recognition.",
+        **COMMON,
+    ),
+)
+class WhisperFamily(SpeechRecognitionPipeline):
+    def __init__(
+        self,
+        *,
+        spec: Any,
+        source: WeightsSource,
+        backend: Backend,
+        dtype: str,
+        config: dict[str, Any],
+        adapters: list[AdapterRef] | None = None,
+    ) -> None:
+        super().__init__(spec=spec, backend=backend, dtype=dtype)
+        self.source = source
+        self.model, self.processor = self._load()
+        self.device_placement = {"model": str(self.model.device)}
+
+    def _load(self) -> tuple[Any, Any]:
+        from omnirt.models.diffusers_pipeline import import_diffusers
+        from omnirt.runtime.dtypes import torch_dtype
+
+        import_diffusers()  # quiets the libraries' progress bars
+        from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+        location = self.source.location
+        try:
+            model = WhisperForConditionalGeneration.from_pretrained(location, dtype=torch_dtype(self.dtype))
+            processor = WhisperProcessor.from_pretrained(location)
+        except OSError as exc:
+            raise WeightsNotFoundError(
+                f"Could not load Whisper for '{self.spec.id}' from {location}: {exc}",
+                details={"model": self.spec.id, "location": location},
+            ) from exc
+        except ValueError as exc:
+            raise WeightFormatError(
+                f"{location} does not hold Whisper weights for '{self.spec.id}': {exc}",
+                details={"model": self.spec.id, "location": location},
+            ) from exc
+        # Every call passes max_new_tokens; a checkpoint's max_length beside it only makes generate warn.
+        model.generation_config.max_length = None
+        return model.to(self.backend.device()).eval(), processor
+
+    def max_new_tokens(self, config: dict[str, Any]) -> int:
+        room = int(self.model.config.max_target_positions) - PROMPT_TOKENS
+        requested = config.get("max_new_tokens")
+        if requested is None:
+            return room
+        if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
+            raise RequestValidationError(f"config.max_new_tokens must be an integer >= 1, got {requested!r}.")
+        return min(requested, room)
+
+    def language_token(self, language: str) -> str:
+        """The checkpoint's token for ``language`` (a code, an English name or the token itself), or a clear error."""
+        from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
+
+        lang_to_id = getattr(self.model.generation_config, "lang_to_id", None) or {}
+        name = language.strip().lower()
+        code = TO_LANGUAGE_CODE.get(name, name)
+        token = name if name in lang_to_id else f"<|{code}|>"
+        if token not in lang_to_id:
+            known = sorted(key.strip("<|>") for key in lang_to_id)
+            raise RequestValidationError(
+                f"config.language {language!r} is not a language '{self.spec.id}' knows; one of: {', '.join(known)}.",
+                details={"model": self.spec.id, "language": language},
+            )
+        return token
+
+    def transcribe(self, samples: Any, config: dict[str, Any]) -> str:
+        import numpy as np
+        import torch
+
+        window = WINDOW_S * self.input_rate
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        windows = [samples[start : start + window] for start in range(0, max(len(samples), 1), window)]
+        windows = [chunk if len(chunk) else np.zeros(self.input_rate // 10, np.float32) for chunk in windows]
+        features = self.processor.feature_extractor(windows, sampling_rate=self.input_rate, return_tensors="pt")
+        input_features = features.input_features.to(self.model.device, dtype=self.model.dtype)
+        kwargs: dict[str, Any] = {"task": "transcribe", "max_new_tokens": self.max_new_tokens(config)}
+        if config.get("language"):
+            kwargs["language"] = self.language_token(str(config["language"]))
+        with torch.inference_mode():
+            tokens = self.model.generate(input_features, **kwargs)
+        texts = self.processor.batch_decode(tokens, skip_special_tokens=True)
+        return " ".join(text.strip() for text in texts if text.strip())
