@@ -531,5 +531,15 @@ def bench_dispatch(redis_url: str, rounds: int, submits: int, clients: int, even
     )
 
 
+@bench.command("tts")
+@click.option("--model", default="hibari-tts", show_default=True)
+@click.option("--rounds", type=click.IntRange(4, 1000), default=20, show_default=True)
+def bench_tts(model: str, rounds: int) -> None:
+    """TTS first packet and real-time factor, engine alone and through the embedded API."""
+    from omnirt.bench.tts import run
+
+    click.echo(json.dumps(run(model, rounds), indent=2))
+
+
 if __name__ == "__main__":
     main()

@@ -2,7 +2,7 @@
 
 The audio (16 kHz mono, from :class:`~omnirt.models.speech.SpeechRecognitionPipeline`) is cut into Whisper's 30 s
 windows; each window becomes a log-mel spectrogram (the checkpoint's own feature extractor: 80 bins for small, 128 for
-large-v3), and all windows are decoded in one greedy ``generate`` batch with the decoder prompt
+large-v3), and the windows are decoded by ``generate`` in batches of eight, with the decoder prompt
 ``<|startoftranscript|><|language|><|transcribe|><|notimestamps|>``. The window transcripts are joined with spaces
 (a word cut at a window edge may be split or lost; there is no overlap).
 
@@ -24,6 +24,7 @@ from omnirt.runtime.weights import WeightsSource
 
 COMMON: dict[str, Any] = {"tier": "adjacent", "maturity": "beta", "extra_config": ("max_new_tokens",)}
 WINDOW_S = 30
+WINDOWS_PER_BATCH = 8
 # <|startoftranscript|>, the language, the task and <|notimestamps|> precede the transcript in the decoder.
 PROMPT_TOKENS = 4
 
@@ -103,11 +104,16 @@ class WhisperFamily(SpeechRecognitionPipeline):
             raise RequestValidationError(f"config.max_new_tokens must be an integer >= 1, got {requested!r}.")
         return min(requested, room)
 
-    def language_token(self, language: str) -> str:
-        """The checkpoint's token for ``language`` (a code, an English name or the token itself), or a clear error."""
+    def language_token(self, language: str) -> str | None:
+        """The checkpoint's token for ``language`` (a code, an English name or the token itself), or a clear error.
+
+        ``None`` for an English-only checkpoint, which has no language tokens to force.
+        """
         from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
 
         lang_to_id = getattr(self.model.generation_config, "lang_to_id", None) or {}
+        if not lang_to_id:
+            return None
         name = language.strip().lower()
         code = TO_LANGUAGE_CODE.get(name, name)
         token = name if name in lang_to_id else f"<|{code}|>"
@@ -127,12 +133,16 @@ class WhisperFamily(SpeechRecognitionPipeline):
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         windows = [samples[start : start + window] for start in range(0, max(len(samples), 1), window)]
         windows = [chunk if len(chunk) else np.zeros(self.input_rate // 10, np.float32) for chunk in windows]
-        features = self.processor.feature_extractor(windows, sampling_rate=self.input_rate, return_tensors="pt")
-        input_features = features.input_features.to(self.model.device, dtype=self.model.dtype)
         kwargs: dict[str, Any] = {"task": "transcribe", "max_new_tokens": self.max_new_tokens(config)}
-        if config.get("language"):
-            kwargs["language"] = self.language_token(str(config["language"]))
-        with torch.inference_mode():
-            tokens = self.model.generate(input_features, **kwargs)
-        texts = self.processor.batch_decode(tokens, skip_special_tokens=True)
+        language = self.language_token(str(config["language"])) if config.get("language") else None
+        if language is not None:
+            kwargs["language"] = language
+        texts: list[str] = []
+        for first in range(0, len(windows), WINDOWS_PER_BATCH):
+            batch = windows[first : first + WINDOWS_PER_BATCH]
+            features = self.processor.feature_extractor(batch, sampling_rate=self.input_rate, return_tensors="pt")
+            input_features = features.input_features.to(self.model.device, dtype=self.model.dtype)
+            with torch.inference_mode():
+                tokens = self.model.generate(input_features, **kwargs)
+            texts.extend(self.processor.batch_decode(tokens, skip_special_tokens=True))
         return " ".join(text.strip() for text in texts if text.strip())
