@@ -14,5 +14,7 @@ from omnirt.models import (  # noqa: F401 - each import registers a family
     stable_diffusion_3,
     stable_diffusion_xl,
     stable_video_diffusion,
+    vits,
     wan,
+    whisper,
 )

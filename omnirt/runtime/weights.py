@@ -76,8 +76,8 @@ def _hub_reachable_or_cached(hub_id: str) -> bool:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return False
-    cached = try_to_load_from_cache(hub_id, "model_index.json")
-    return isinstance(cached, str)
+    # diffusers repos have model_index.json, transformers repos config.json
+    return any(isinstance(try_to_load_from_cache(hub_id, name), str) for name in ("model_index.json", "config.json"))
 
 
 def resolve_weights(

@@ -3,7 +3,8 @@
 VITS maps characters (MMS-TTS) or phonemes (``vits-ljs``, through ``phonemizer`` and espeak) straight to a waveform:
 text encoder, stochastic duration predictor, normalising flow and HiFi-GAN decoder in one forward pass. The duration
 predictor and the prior sample noise, so ``seed`` seeds torch before each request for reproducible audio, and
-``speed`` scales the checkpoint's ``speaking_rate`` (durations are divided by it).
+``speed`` scales the checkpoint's ``speaking_rate`` (durations are divided by it). ``voice`` picks the speaker of a
+multi-speaker checkpoint by index.
 
 Text is split into sentences at ``.``, ``!`` and ``?``; each sentence is one forward pass and one segment, so a
 streaming client hears the first sentence while the next is synthesised.
@@ -15,7 +16,12 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from omnirt.contracts.errors import DependencyUnavailableError, WeightFormatError, WeightsNotFoundError
+from omnirt.contracts.errors import (
+    DependencyUnavailableError,
+    RequestValidationError,
+    WeightFormatError,
+    WeightsNotFoundError,
+)
 from omnirt.contracts.types import AdapterRef
 from omnirt.models.contracts import speech_contract
 from omnirt.models.speech import TextToSpeechPipeline
@@ -104,6 +110,19 @@ class VitsFamily(TextToSpeechPipeline):
     def sample_rate(self) -> int:
         return int(self.model.config.sampling_rate)
 
+    def speaker(self, voice: Any) -> dict[str, Any]:
+        """``speaker_id`` for a multi-speaker checkpoint from ``voice`` (the speaker's index); single-speaker
+        checkpoints (both registered ones) have one voice and ignore it."""
+        speakers = int(getattr(self.model.config, "num_speakers", 1) or 1)
+        if voice in (None, "") or speakers <= 1:
+            return {}
+        if not str(voice).isdigit() or int(voice) >= speakers:
+            raise RequestValidationError(
+                f"config.voice for '{self.spec.id}' is a speaker index in [0, {speakers - 1}], got {voice!r}.",
+                details={"model": self.spec.id, "voice": voice},
+            )
+        return {"speaker_id": int(voice)}
+
     def synthesize(self, text: str, config: dict[str, Any]) -> Iterator[Any]:
         import numpy as np
         import torch
@@ -112,6 +131,7 @@ class VitsFamily(TextToSpeechPipeline):
             torch.manual_seed(int(config["seed"]))
         if hasattr(self.model, "speaking_rate"):  # the checkpoint's own rate times the requested speed
             self.model.speaking_rate = self.base_speaking_rate * float(config.get("speed") or 1.0)
+        extra = self.speaker(config.get("voice"))
         device = self.model.device
         for sentence in split_sentences(text):
             try:
@@ -124,5 +144,5 @@ class VitsFamily(TextToSpeechPipeline):
             if encoded["input_ids"].shape[-1] == 0:  # nothing the vocabulary can say (only punctuation)
                 continue
             with torch.inference_mode():
-                output = self.model(**{key: value.to(device) for key, value in encoded.items()})
+                output = self.model(**{key: value.to(device) for key, value in encoded.items()}, **extra)
             yield output.waveform[0].float().cpu().numpy().astype(np.float32)

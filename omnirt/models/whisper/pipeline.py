@@ -12,6 +12,7 @@ caps each window's transcript; it defaults to, and never exceeds, what the decod
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from omnirt.contracts.errors import RequestValidationError, WeightFormatError, WeightsNotFoundError
@@ -27,6 +28,27 @@ WINDOW_S = 30
 WINDOWS_PER_BATCH = 8
 # <|startoftranscript|>, the language, the task and <|notimestamps|> precede the transcript in the decoder.
 PROMPT_TOKENS = 4
+
+
+class _GenerateNoticeFilter(logging.Filter):
+    """Drop two notices transformers' Whisper ``generate`` raises about its own arguments on every call.
+
+    Whisper's ``generate`` fills the generation config (``max_length`` included) and then hands it to the generic
+    ``generate`` together with its suppress-token arguments; the generic one then warns that ``max_new_tokens`` and
+    ``max_length`` are both set, and that a config came with arguments. Neither is something a caller can avoid.
+    """
+
+    NOTICES = ("seem to have been set. `max_new_tokens` will take precedence", "together with generation-related")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(notice in message for notice in self.NOTICES)
+
+
+def quiet_generate_notices() -> None:
+    generate_logger = logging.getLogger("transformers.generation.utils")
+    if not any(isinstance(existing, _GenerateNoticeFilter) for existing in generate_logger.filters):
+        generate_logger.addFilter(_GenerateNoticeFilter())
 
 
 @register_model(
@@ -91,8 +113,7 @@ class WhisperFamily(SpeechRecognitionPipeline):
                 f"{location} does not hold Whisper weights for '{self.spec.id}': {exc}",
                 details={"model": self.spec.id, "location": location},
             ) from exc
-        # Every call passes max_new_tokens; a checkpoint's max_length beside it only makes generate warn.
-        model.generation_config.max_length = None
+        quiet_generate_notices()
         return model.to(self.backend.device()).eval(), processor
 
     def max_new_tokens(self, config: dict[str, Any]) -> int:
