@@ -16,6 +16,7 @@ import time
 from typing import Any, Protocol
 
 from omnirt.events.bus import EventBus, MemoryEventBus, RedisEventBus
+from omnirt.events.channels import MemorySessionChannels, RedisSessionChannels, SessionChannels
 from omnirt.jobs.job import Job
 from omnirt.jobs.store import JobStore, MemoryJobStore, RedisJobStore
 from omnirt.settings import Settings
@@ -29,6 +30,7 @@ STAGE_BUCKETS_MS = (10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000
 class Dispatcher(Protocol):
     def dispatch(self, job: Job) -> None: ...
     def revoke(self, job: Job) -> None: ...
+    def start_session(self, session_id: str, model: str, queue_name: str) -> None: ...
 
 
 class CeleryDispatcher:
@@ -55,6 +57,16 @@ class CeleryDispatcher:
 
     def revoke(self, job: Job) -> None:
         self.celery.control.revoke(self.task_id(job))
+
+    def start_session(self, session_id: str, model: str, queue_name: str) -> None:
+        self.celery.send_task(
+            "omnirt.session",
+            args=[session_id],
+            kwargs={"model": model},
+            queue=queue_name,
+            argsrepr=repr([session_id]),
+            kwargsrepr=repr({"model": model}),
+        )
 
 
 class EmbeddedDispatcher:
@@ -101,6 +113,16 @@ class EmbeddedDispatcher:
     def revoke(self, job: Job) -> None:
         """A queued embedded job is skipped when a thread takes it: its record already says cancelled."""
 
+    def start_session(self, session_id: str, model: str, queue_name: str) -> None:
+        """Run the session in this process's session host (the embedded worker id holds the lease)."""
+        from omnirt.runtime.engine import get_default_engine
+        from omnirt.workers.sessions import get_session_host
+
+        self.start()
+        get_session_host().try_start(
+            session_id, backplane=self.backplane, engine=get_default_engine(), worker_id=self.worker_ids[0]
+        )
+
     def _work(self, worker_id: str) -> None:
         from omnirt.runtime.engine import get_default_engine
         from omnirt.workers.executor import execute_job
@@ -123,10 +145,12 @@ class Backplane:
         self.events: EventBus
         self.workers: WorkerRegistry
         self.dispatcher: Dispatcher
+        self.sessions: SessionChannels
         if settings.embedded:
             self.workers = MemoryWorkerRegistry()
             self.events = MemoryEventBus(ttl_s=settings.events_ttl_s)
             self.store = MemoryJobStore(is_alive=self.workers.alive, events=self.events)
+            self.sessions = MemorySessionChannels()
             embedded = EmbeddedDispatcher(self, settings.embedded_workers)
             self.dispatcher = embedded
             self._embedded = embedded
@@ -142,6 +166,7 @@ class Backplane:
             )
             relay_client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_connect_timeout=2)
             self.workers = RedisWorkerRegistry(self.redis)
+            self.sessions = RedisSessionChannels(settings.redis_url)
             self.store = RedisJobStore(
                 self.redis,
                 ttl_s=settings.job_ttl_s,

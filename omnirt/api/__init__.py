@@ -11,7 +11,7 @@ from omnirt.settings import Settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    from omnirt.api import artifacts, auth, errors, generate, health, jobs, openai, openapi, speech
+    from omnirt.api import artifacts, auth, avatar, errors, generate, health, jobs, openai, openapi, speech
     from omnirt.api.sock import sock
     from omnirt.backplane import Backplane
     from omnirt.telemetry import metrics
@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     auth.init_app(app)
     sock.init_app(app)
     metrics.init_app(app, backplane)
-    for blueprint in (health.bp, generate.bp, jobs.bp, artifacts.bp, openai.bp, speech.bp, openapi.bp):
+    for blueprint in (health.bp, generate.bp, jobs.bp, artifacts.bp, openai.bp, speech.bp, avatar.bp, openapi.bp):
         app.register_blueprint(blueprint)
     if settings.embedded:
         backplane.dispatcher.start()

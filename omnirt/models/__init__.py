@@ -10,6 +10,7 @@ from omnirt.models import (  # noqa: F401 - each import registers a family
     ltx_video,
     pocketsphinx_asr,
     qwen_image,
+    reference_avatar,
     stable_diffusion,
     stable_diffusion_3,
     stable_diffusion_xl,

@@ -105,6 +105,10 @@ class Engine:
 
     def preload(self, model_id: str, *, backend: str = "auto") -> None:
         """Load ``model_id`` (its primary task, default settings) into the warm cache without running it."""
+        self.pipeline_for(model_id, backend=backend)
+
+    def pipeline_for(self, model_id: str, *, backend: str = "auto") -> Any:
+        """The warm pipeline object for ``model_id`` with default settings, loading it if needed (sessions use it)."""
         from omnirt.registry.registry import get_model
 
         spec = get_model(model_id)
@@ -114,7 +118,10 @@ class Engine:
         dtype, _ = choose_dtype(resolved_backend, config.get("dtype"), spec.resource_hint.get("dtype"))
         request = GenerateRequest(task=spec.task, model=spec.id, backend=resolved_backend.name)
         key = self._key(spec, source, dtype, resolved_backend, config, request)
-        self.cache.get_or_load(key, lambda: self._load(spec, source, resolved_backend, dtype, config, request))
+        entry, _ = self.cache.get_or_load(
+            key, lambda: self._load(spec, source, resolved_backend, dtype, config, request)
+        )
+        return entry.pipeline
 
     def loaded_models(self) -> list[dict[str, Any]]:
         """What this process keeps warm: model, dtype, placement, idle seconds, estimated size."""

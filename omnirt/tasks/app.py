@@ -18,7 +18,9 @@ _LOCK = threading.Lock()
 
 
 def make_celery(settings: Settings) -> Celery:
-    app = Celery("omnirt", broker=settings.redis_url or "memory://", include=["omnirt.tasks.generate"])
+    app = Celery(
+        "omnirt", broker=settings.redis_url or "memory://", include=["omnirt.tasks.generate", "omnirt.tasks.session"]
+    )
     transport = {"visibility_timeout": settings.visibility_timeout_s}
     app.conf.update(
         task_acks_late=True,

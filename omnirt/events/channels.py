@@ -1,0 +1,193 @@
+"""Realtime session channels: the two-way media path of an avatar session, and the lease record that admits it.
+
+A session has an inbound channel (API to worker: audio chunks and control) and an outbound one (worker to API:
+``VIDX`` video, metrics, acknowledgements, errors). In a fleet each is a Redis Stream of raw bytes
+(``omnirt:session:<id>:in`` / ``:out``, short ``MAXLEN``, expiring with the session); embedded they are queues.
+The lease record (``omnirt:session:<id>``) says who holds the session: a worker may claim it only while it is
+``pending``, so a session the API gave up on (no capacity in time) is never started late.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+SESSION_TTL_S = 6 * 3600
+
+
+@dataclass
+class Message:
+    kind: str
+    meta: dict[str, Any] = field(default_factory=dict)
+    data: bytes = b""
+
+
+class SessionChannels(Protocol):
+    def create(self, session_id: str, record: dict[str, Any]) -> None: ...
+    def claim(self, session_id: str, worker_id: str) -> dict[str, Any] | None: ...
+    def record(self, session_id: str) -> dict[str, Any] | None: ...
+    def set_state(self, session_id: str, state: str) -> None: ...
+    def abandon(self, session_id: str) -> bool: ...
+    def send(self, session_id: str, direction: str, message: Message) -> None: ...
+    def reader(self, session_id: str, direction: str) -> Any: ...
+
+
+# -- Redis ------------------------------------------------------------------------------------------------------------
+
+_ABANDON = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'pending' then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'abandoned')
+return 1
+"""
+
+_CLAIM = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'pending' then return nil end
+redis.call('HSET', KEYS[1], 'state', 'active', 'worker_id', ARGV[1])
+return redis.call('HGETALL', KEYS[1])
+"""
+
+
+def _key(session_id: str, suffix: str = "") -> str:
+    return f"omnirt:session:{session_id}{suffix}"
+
+
+class RedisReader:
+    """Reads one direction of one session, in order, blocking up to ``timeout``."""
+
+    def __init__(self, client: Any, key: str) -> None:
+        self.client, self.key, self.cursor = client, key, "0-0"
+        self.pending: list[Message] = []
+
+    def get(self, timeout: float) -> Message | None:
+        if not self.pending:
+            reply = self.client.xread({self.key: self.cursor}, block=max(1, int(timeout * 1000)), count=16)
+            for _key, entries in reply or []:
+                for entry_id, fields in entries:
+                    self.cursor = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                    self.pending.append(
+                        Message(fields[b"kind"].decode(), json.loads(fields[b"meta"]), fields.get(b"data", b""))
+                    )
+        return self.pending.pop(0) if self.pending else None
+
+
+class RedisSessionChannels:
+    def __init__(self, url: str) -> None:
+        import redis
+
+        # Binary payloads: a client without response decoding, and generous timeouts for blocking reads.
+        self.redis = redis.Redis.from_url(url, decode_responses=False, socket_connect_timeout=2)
+        self._claim = self.redis.register_script(_CLAIM)
+        self._abandon = self.redis.register_script(_ABANDON)
+
+    def abandon(self, session_id: str) -> bool:
+        """Give up a session no worker has claimed yet; False when a worker got it first."""
+        return bool(self._abandon(keys=[_key(session_id)]))
+
+    def create(self, session_id: str, record: dict[str, Any]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(
+            _key(session_id),
+            mapping={
+                key: json.dumps(value) if not isinstance(value, str) else value
+                for key, value in {**record, "state": "pending"}.items()
+            },
+        )
+        pipe.expire(_key(session_id), SESSION_TTL_S)
+        pipe.execute()
+
+    def claim(self, session_id: str, worker_id: str) -> dict[str, Any] | None:
+        flat = self._claim(keys=[_key(session_id)], args=[worker_id])
+        if not flat:
+            return None
+        return {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}
+
+    def record(self, session_id: str) -> dict[str, Any] | None:
+        raw = self.redis.hgetall(_key(session_id))
+        return {key.decode(): value.decode() for key, value in raw.items()} if raw else None
+
+    def set_state(self, session_id: str, state: str) -> None:
+        self.redis.hset(_key(session_id), "state", state)
+
+    def send(self, session_id: str, direction: str, message: Message) -> None:
+        key = _key(session_id, f":{direction}")
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xadd(
+            key,
+            {"kind": message.kind, "meta": json.dumps(message.meta), "data": message.data},
+            maxlen=64,
+            approximate=True,
+        )
+        pipe.expire(key, SESSION_TTL_S)
+        pipe.execute()
+
+    def reader(self, session_id: str, direction: str) -> RedisReader:
+        return RedisReader(self.redis, _key(session_id, f":{direction}"))
+
+
+# -- Memory -----------------------------------------------------------------------------------------------------------
+
+
+class MemoryReader:
+    def __init__(self, messages: queue.Queue) -> None:
+        self.messages = messages
+
+    def get(self, timeout: float) -> Message | None:
+        try:
+            return self.messages.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+
+class MemorySessionChannels:
+    def __init__(self) -> None:
+        self._records: dict[str, dict[str, Any]] = {}
+        self._queues: dict[tuple[str, str], queue.Queue] = {}
+        self._lock = threading.Lock()
+
+    def _queue(self, session_id: str, direction: str) -> queue.Queue:
+        with self._lock:
+            return self._queues.setdefault((session_id, direction), queue.Queue())
+
+    def create(self, session_id: str, record: dict[str, Any]) -> None:
+        with self._lock:
+            self._records[session_id] = {
+                **{key: json.dumps(value) if not isinstance(value, str) else value for key, value in record.items()},
+                "state": "pending",
+                "created": str(time.time()),
+            }
+
+    def claim(self, session_id: str, worker_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            record = self._records.get(session_id)
+            if record is None or record["state"] != "pending":
+                return None
+            record.update(state="active", worker_id=worker_id)
+            return dict(record)
+
+    def record(self, session_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            record = self._records.get(session_id)
+            return dict(record) if record else None
+
+    def set_state(self, session_id: str, state: str) -> None:
+        with self._lock:
+            if session_id in self._records:
+                self._records[session_id]["state"] = state
+
+    def abandon(self, session_id: str) -> bool:
+        with self._lock:
+            record = self._records.get(session_id)
+            if record is None or record["state"] != "pending":
+                return False
+            record["state"] = "abandoned"
+            return True
+
+    def send(self, session_id: str, direction: str, message: Message) -> None:
+        self._queue(session_id, direction).put(message)
+
+    def reader(self, session_id: str, direction: str) -> MemoryReader:
+        return MemoryReader(self._queue(session_id, direction))
