@@ -541,5 +541,16 @@ def bench_tts(model: str, rounds: int) -> None:
     click.echo(json.dumps(run(model, rounds), indent=2))
 
 
+@bench.command("avatar")
+@click.option("--rounds", type=click.IntRange(2, 1000), default=10, show_default=True)
+@click.option("--chunks", type=click.IntRange(2, 1000), default=10, show_default=True)
+@click.option("--max-sessions", type=click.IntRange(1, 64), default=8, show_default=True)
+def bench_avatar(rounds: int, chunks: int, max_sessions: int) -> None:
+    """Avatar TTFF, per-chunk latency and real-time concurrent sessions (reference avatar, embedded)."""
+    from omnirt.bench.avatar import run
+
+    click.echo(json.dumps(run(rounds=rounds, chunks=chunks, max_sessions=max_sessions), indent=2))
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,126 @@
+"""``omnirt bench avatar``: realtime avatar figures with the reference avatar on an embedded server in this process.
+
+- TTFF: ``session.create`` sent until the first ``VIDX`` arrives (native protocol, first chunk sent as soon as
+  ``session.created`` arrives), fresh session each round, warm model;
+- per-chunk latency: ``AUDI`` sent until its ``VIDX`` arrives, against the chunk's duration (FlashTalk defaults:
+  28 frames of 416x704 at 25 fps, 1.12 s of audio);
+- concurrent sessions: N clients each sending chunks at real-time pace; N keeps real time when every chunk of every
+  session comes back within its own duration. N goes up until one does not, or to ``max_sessions``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from typing import Any
+
+from omnirt.bench.dispatch import summary
+
+CHUNK_SECONDS = 28 / 25
+
+
+def _speech_like(samples: int) -> bytes:
+    import numpy as np
+
+    t = np.arange(samples) / 16000
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)
+    return (np.sin(2 * np.pi * 180 * t) * envelope * 12000).astype("<i2").tobytes()
+
+
+def run(rounds: int = 10, chunks: int = 10, max_sessions: int = 8, pace_chunks: int = 5) -> dict[str, Any]:
+    import tempfile
+    from pathlib import Path
+
+    from simple_websocket import Client
+    from werkzeug.serving import make_server
+
+    os.environ.setdefault("OMNIRT_SESSION_CAPACITY", str(max_sessions))
+    from omnirt.api import create_app
+    from omnirt.settings import Settings
+
+    server = make_server("127.0.0.1", 0, create_app(Settings(artifact_dir=Path(tempfile.mkdtemp()))), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"ws://127.0.0.1:{server.server_port}"
+    audio = _speech_like(17920)
+
+    def open_native() -> tuple[Any, float]:
+        ws = Client.connect(f"{base}/v1/avatar/realtime", max_message_size=2**26)
+        started = time.perf_counter()
+        ws.send(json.dumps({"type": "session.create", "model": "reference-avatar"}))
+        json.loads(ws.receive(timeout=60))
+        ws.send(b"AUDI" + audio)
+        json.loads(ws.receive(timeout=60))  # metrics
+        ws.receive(timeout=60)  # VIDX
+        return ws, (time.perf_counter() - started) * 1000
+
+    warm, _ = open_native()  # loads the model and the portrait
+    warm.close()
+    ttff = []
+    for _ in range(rounds):
+        ws, elapsed = open_native()
+        ttff.append(elapsed)
+        ws.close()
+
+    ws, _ = open_native()
+    chunk_ms = []
+    for _ in range(chunks):
+        started = time.perf_counter()
+        ws.send(b"AUDI" + audio)
+        json.loads(ws.receive(timeout=60))
+        ws.receive(timeout=60)
+        chunk_ms.append((time.perf_counter() - started) * 1000)
+    ws.close()
+
+    concurrency: dict[int, float] = {}
+    for sessions in range(1, max_sessions + 1):
+        worst = _paced(base, audio, sessions, pace_chunks)
+        concurrency[sessions] = round(worst, 1)
+        if worst > CHUNK_SECONDS * 1000:
+            break
+    server.shutdown()
+    chunk_summary = summary(chunk_ms)
+    real_time = [n for n, worst in concurrency.items() if worst <= CHUNK_SECONDS * 1000]
+    return {
+        "ttff": summary(ttff),
+        "chunk_latency": chunk_summary,
+        "chunk_duration_ms": round(CHUNK_SECONDS * 1000, 1),
+        "chunk_work_over_duration_p50": round(chunk_summary["p50_ms"] / (CHUNK_SECONDS * 1000), 4),
+        "worst_chunk_ms_by_sessions": concurrency,
+        "max_real_time_sessions": max(real_time) if real_time else 0,
+        "max_sessions_tried": max(concurrency),
+        "frame": {"width": 416, "height": 704, "frames_per_chunk": 28, "fps": 25},
+    }
+
+
+def _paced(base: str, audio: bytes, sessions: int, chunks: int) -> float:
+    """Worst AUDI -> VIDX latency over ``sessions`` concurrent real-time clients (ms)."""
+    from simple_websocket import Client
+
+    worst = [0.0] * sessions
+    ready = threading.Barrier(sessions)
+
+    def client(index: int) -> None:
+        ws = Client.connect(f"{base}/v1/audio2video/flashtalk", max_message_size=2**26)
+        ws.send(json.dumps({"type": "init"}))
+        json.loads(ws.receive(timeout=60))
+        ready.wait(timeout=60)
+        next_send = time.perf_counter()
+        for _ in range(chunks):
+            time.sleep(max(0.0, next_send - time.perf_counter()))
+            started = time.perf_counter()
+            ws.send(b"AUDI" + audio)
+            ws.receive(timeout=60)
+            worst[index] = max(worst[index], (time.perf_counter() - started) * 1000)
+            next_send += CHUNK_SECONDS
+        ws.send(json.dumps({"type": "close"}))
+        ws.receive(timeout=30)
+        ws.close()
+
+    threads = [threading.Thread(target=client, args=(index,)) for index in range(sessions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+    return max(worst)
