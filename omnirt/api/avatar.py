@@ -48,11 +48,26 @@ def max_image_bytes() -> int:
     return int(os.environ.get("OMNIRT_MAX_IMAGE_BYTES", str(10 * 2**20)))
 
 
+# OpenTalking's names for models OmniRT registers under their full ids.
+REGISTERED_AS = {"flashtalk": "soulx-flashtalk-14b"}
+
+
+def serving(model: str) -> bool:
+    """Whether ``model`` can run here: embedded, its runtime is configured; in a fleet, a live worker serves it."""
+    plane = backplane()
+    if plane.settings.embedded:
+        if model == "soulx-flashtalk-14b":
+            return bool(os.environ.get("OMNIRT_FLASHTALK_UPSTREAM") or os.environ.get("OMNIRT_FLASHTALK_COMMAND"))
+        return True
+    return bool(plane.live_queues().intersection(candidate_queues(get_model(model, "audio2video"))))
+
+
 def resolve_avatar(name: str) -> tuple[str, bool]:
     """(registered model that serves ``name``, whether it is the reference avatar standing in)."""
+    target = REGISTERED_AS.get(name, name)
     try:
-        spec = get_model(name, "audio2video")
-        if spec.capabilities.realtime:
+        spec = get_model(target, "audio2video")
+        if spec.capabilities.realtime and (spec.id == REFERENCE or serving(spec.id)):
             return spec.id, False
     except ModelNotRegisteredError:
         pass

@@ -3,6 +3,7 @@
 from omnirt.models import (  # noqa: F401 - each import registers a family
     cogvideox,
     espeak,
+    flashtalk,
     flux,
     flux2,
     hibari_tts,
