@@ -19,7 +19,7 @@ $(PY):
 
 $(STAMP): $(PY) setup.cfg setup.py requirements-dev.txt
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt -e '.[runtime,server,dev]'
+	$(PY) -m pip install --quiet -r requirements-dev.txt -e '.[runtime,server,services,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -145,7 +145,13 @@ def test_stream_route_wav_format_and_errors(service) -> None:
     assert wav.status_code == 200 and wav.content[:4] == b"RIFF" and wav.headers["x-audio-sample-rate"] == "16000"
     cases = [
         ({"text": "", "model": "hibari-tts"}, 400, "invalid_request"),
-        ({"text": "x", "model": "indextts"}, 404, "model_not_found"),
+        ({"text": "x", "model": "no-such-voice"}, 404, "model_not_found"),
+        # no IndexTTS service runs here (embedded), and no worker serves its tier (fleet)
+        (
+            {"text": "x", "model": "indextts"},
+            503,
+            "service_unavailable" if service.mode == "embedded" else "no_capacity",
+        ),
         ({"text": "x", "audio_format": "mp3"}, 400, "invalid_request"),
         ({"text": "x", "voice": "fenrir"}, 400, "invalid_request"),
     ]

@@ -34,6 +34,9 @@ STATUS_BY_CODE = {
     "store_unavailable": 503,
     "worker_lost": 503,
     "no_capacity": 503,
+    "service_unavailable": 503,
+    "runtime_unavailable": 503,
+    "upstream_error": 502,
 }
 
 

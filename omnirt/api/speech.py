@@ -60,6 +60,18 @@ def start_synthesis(
     """Queue a streaming synthesis and wait for its first audio chunk (or its end)."""
     if not text.strip():
         raise ApiError(400, "invalid_request", "text is required")
+    plane = backplane()
+    if not plane.settings.embedded:
+        from omnirt.tasks.routing import candidate_queues
+
+        queues = candidate_queues(get_model(model, "text2audio"))
+        if not plane.live_queues().intersection(queues):
+            raise ApiError(
+                503,
+                "no_capacity",
+                f"No live worker serves {model} ({' | '.join(queues)}).",
+                headers={"Retry-After": "5"},
+            )
     config: dict[str, Any] = {"stream": True}
     if voice:
         config["voice"] = voice

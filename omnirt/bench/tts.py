@@ -48,14 +48,14 @@ def run(model: str = "hibari-tts", rounds: int = 20) -> dict[str, Any]:
     url = f"http://127.0.0.1:{server.server_port}/v1/text2audio/stream"
     session = requests.Session()
     for text in TEXTS:  # warm both paths
-        list(pipeline.synthesize(text, {}))
+        list(pipeline.synthesize(text, {}, {}))
         session.post(url, json={"text": text, "model": model}, timeout=60).raise_for_status()
 
     engine_first, api_first, engine_rtf, api_rtf = [], [], [], []
     for index in range(rounds):
         text = TEXTS[index % len(TEXTS)]
         started = time.perf_counter()
-        segments = pipeline.synthesize(text, {})
+        segments = pipeline.synthesize(text, {}, {})
         first = next(segments)
         engine_first.append((time.perf_counter() - started) * 1000)
         samples = len(first) + sum(len(segment) for segment in segments)

@@ -30,20 +30,24 @@ class TextToSpeechPipeline(BasePipeline):
         """The engine's native sample rate."""
 
     @abc.abstractmethod
-    def synthesize(self, text: str, config: dict[str, Any]) -> Iterator[Any]:
-        """Yield mono float32 segments in [-1, 1] at ``sample_rate`` as they are ready."""
+    def synthesize(self, text: str, config: dict[str, Any], inputs: dict[str, Any]) -> Iterator[Any]:
+        """Yield mono float32 segments in [-1, 1] at ``sample_rate`` as they are ready.
+
+        ``inputs`` are the request's other inputs (a reference voice ``audio``, ``reference_text``).
+        """
 
     def prepare_conditions(self, ctx: RunContext) -> dict[str, Any]:
         text = str(ctx.request.inputs.get("prompt", "")).strip()
-        rate = int(ctx.config.get("sample_rate") or self.sample_rate)
-        return {"text": text, "rate": rate}
+        # The output rate is fixed here, before synthesis: segments are resampled to it and the WAV written at it.
+        ctx.config["sample_rate"] = int(ctx.config.get("sample_rate") or self.sample_rate)
+        return {"text": text, "rate": ctx.config["sample_rate"]}
 
     def prepare_latents(self, ctx: RunContext, conditions: dict[str, Any]) -> None:
         return None
 
     def denoise_loop(self, ctx: RunContext, latents: Any, conditions: dict[str, Any]) -> list[Any]:
         segments = []
-        for index, segment in enumerate(self.synthesize(conditions["text"], ctx.config)):
+        for index, segment in enumerate(self.synthesize(conditions["text"], ctx.config, ctx.request.inputs)):
             audio = resample(segment, self.sample_rate, conditions["rate"])
             segments.append(audio)
             if ctx.config.get("stream"):
@@ -64,8 +68,7 @@ class TextToSpeechPipeline(BasePipeline):
         return np.concatenate(raw) if raw else np.zeros(0, np.float32)
 
     def export(self, ctx: RunContext, decoded: Any) -> list[Artifact]:
-        rate = int(ctx.config.get("sample_rate") or self.sample_rate)
-        return [write_wav(decoded, rate, ctx.output_dir / f"{self.spec.id}.wav")]
+        return [write_wav(decoded, ctx.config["sample_rate"], ctx.output_dir / f"{self.spec.id}.wav")]
 
 
 class SpeechRecognitionPipeline(BasePipeline):

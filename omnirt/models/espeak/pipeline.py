@@ -54,7 +54,7 @@ class EspeakTTS(TextToSpeechPipeline):
     def sample_rate(self) -> int:
         return self.RATE
 
-    def synthesize(self, text: str, config: dict[str, Any]) -> Iterator[Any]:
+    def synthesize(self, text: str, config: dict[str, Any], inputs: dict[str, Any]) -> Iterator[Any]:
         import numpy as np
 
         voice = str(config.get("voice") or "en-us")

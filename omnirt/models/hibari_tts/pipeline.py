@@ -48,7 +48,7 @@ class HibariTTS(TextToSpeechPipeline):
     def sample_rate(self) -> int:
         return self._rate
 
-    def synthesize(self, text: str, config: dict[str, Any]) -> Iterator[Any]:
+    def synthesize(self, text: str, config: dict[str, Any], inputs: dict[str, Any]) -> Iterator[Any]:
         voice = config.get("voice") or "heart"
         if voice not in VOICES:
             raise RequestValidationError(f"hibari-tts offers the voices {', '.join(VOICES)}, not '{voice}'.")

@@ -123,7 +123,7 @@ class VitsFamily(TextToSpeechPipeline):
             )
         return {"speaker_id": int(voice)}
 
-    def synthesize(self, text: str, config: dict[str, Any]) -> Iterator[Any]:
+    def synthesize(self, text: str, config: dict[str, Any], inputs: dict[str, Any]) -> Iterator[Any]:
         import numpy as np
         import torch
 
