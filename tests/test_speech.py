@@ -236,3 +236,14 @@ def test_speech_jobs_through_generate(service, tmp_path) -> None:
     ).json()
     assert heard["outputs"][0]["mime"] == "text/plain"
     assert "speech" in requests.get(heard["outputs"][0]["url"], timeout=10).text
+
+
+def test_curl_style_request_without_a_json_content_type(service) -> None:
+    """`curl -d '{...}'` sends application/x-www-form-urlencoded; the JSON body is still read."""
+    response = requests.post(
+        f"{service.url}/v1/text2audio/stream",
+        data='{"text":"Hello from OmniRT","model":"hibari-tts"}',
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=120,
+    )
+    assert response.status_code == 200 and len(response.content) > 24000

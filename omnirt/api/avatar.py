@@ -479,7 +479,7 @@ def avatar_preload(model: str) -> Any:
     engine = get_default_engine()
     warm = any(key[0] == backing for key in engine.cache.keys())
     engine.preload(backing)
-    body = request.get_json(silent=True) or {}
+    body = request.get_json(force=True, silent=True) or {}
     return jsonify(
         {
             "type": "preload_result",

@@ -57,7 +57,7 @@ def generate() -> Any:
         409: {description: Job id reused with a different request, content: {application/json: {schema: Error}}}
         429: {description: Too many queued jobs, content: {application/json: {schema: Error}}}
     """
-    body = request.get_json(silent=True)
+    body = request.get_json(force=True, silent=True)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", "The body must be a JSON object.")
     submission = GenerateSubmissionSchema().load(body)

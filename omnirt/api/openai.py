@@ -132,7 +132,7 @@ def images_generations() -> Any:
         200: {description: "{created, data: [{url} | {b64_json}]}"}
         400: {description: Invalid request, content: {application/json: {schema: Error}}}
     """
-    body = request.get_json(silent=True)
+    body = request.get_json(force=True, silent=True)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", "The body must be a JSON object.")
     known = {

@@ -195,7 +195,7 @@ def text2audio_indextts() -> Any:
 
 
 def _json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
+    body = request.get_json(force=True, silent=True)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", "The body must be a JSON object.")
     return body
@@ -290,7 +290,7 @@ def text2audio_warmup() -> Any:
     post:
       responses: {200: {description: "{ok, model, elapsed_ms}"}}
     """
-    body = request.get_json(silent=True) or {}
+    body = request.get_json(force=True, silent=True) or {}
     model = resolve_tts(body.get("model"))
     started = time.perf_counter()
     job, _ = submit(

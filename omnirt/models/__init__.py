@@ -12,6 +12,7 @@ from omnirt.models import (  # noqa: F401 - each import registers a family
     pocketsphinx_asr,
     qwen_image,
     reference_avatar,
+    sensevoice,
     service_tts,
     stable_diffusion,
     stable_diffusion_3,

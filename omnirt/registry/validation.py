@@ -62,6 +62,8 @@ VALUE_RULES: dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]] = {
     "sample_rate": ((int,), lambda v: 8000 <= v <= 48000, "an integer in [8000, 48000]"),
     "voice": ((str,), lambda v: len(v) <= 120, "a voice name"),
     "language": ((str,), lambda v: len(v) <= 16, "a language code"),
+    "use_itn": ((bool,), lambda v: True, "true or false"),
+    "batch_size_s": ((int,), lambda v: 1 <= v <= 600, "an integer in [1, 600]"),
     "enable_vae_slicing": ((bool,), lambda v: True, "true or false"),
     "enable_vae_tiling": ((bool,), lambda v: True, "true or false"),
     **{switch: ((bool,), lambda v: True, "true or false") for switch in OFFLOAD_SWITCHES},
