@@ -534,11 +534,12 @@ def bench_dispatch(redis_url: str, rounds: int, submits: int, clients: int, even
 @bench.command("tts")
 @click.option("--model", default="hibari-tts", show_default=True)
 @click.option("--rounds", type=click.IntRange(4, 1000), default=20, show_default=True)
-def bench_tts(model: str, rounds: int) -> None:
-    """TTS first packet and real-time factor, engine alone and through the embedded API."""
+@click.option("--redis-url", help="Measure through a fleet (omnirt serve + one worker) on this Redis.")
+def bench_tts(model: str, rounds: int, redis_url: str | None) -> None:
+    """TTS first packet and real-time factor, engine alone and through the API (embedded, or a fleet)."""
     from omnirt.bench.tts import run
 
-    click.echo(json.dumps(run(model, rounds), indent=2))
+    click.echo(json.dumps(run(model, rounds, redis_url), indent=2))
 
 
 @bench.command("avatar")
