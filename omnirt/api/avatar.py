@@ -9,6 +9,7 @@ map to a registered avatar model of that name, or to the reference avatar standi
 
 from __future__ import annotations
 
+import abc
 import base64
 import binascii
 import json
@@ -209,208 +210,220 @@ def _audio(lease: Lease, message: bytes) -> Message:
     return reply
 
 
+class SocketSession(abc.ABC):
+    """One client socket: read messages until it closes, hand text and binary to the protocol, report coded errors
+    (a fatal one ends the socket), and always release the session's lease."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.plane = backplane()
+        self.lease: Lease | None = None
+
+    def run(self) -> None:
+        try:
+            while True:
+                message = self.ws.receive()
+                if message is None:
+                    continue
+                try:
+                    if isinstance(message, (bytes, bytearray)):
+                        self.on_binary(bytes(message))
+                    else:
+                        self.on_text(message)
+                except SessionError as exc:
+                    _error(self.ws, exc.code, exc.message)
+                    if exc.fatal:
+                        return
+                except OmniRTError as exc:
+                    _error(self.ws, exc.code, exc.message)
+        finally:
+            self.end_lease()
+            _close_quietly(self.ws)
+
+    def send(self, payload: dict[str, Any]) -> None:
+        self.ws.send(json.dumps(payload))
+
+    def open_lease(self, spec: SessionSpec, image: bytes | None) -> Lease:
+        self.end_lease()
+        self.lease = Lease(self.plane, spec, image)
+        return self.lease
+
+    def end_lease(self) -> str | None:
+        lease, self.lease = self.lease, None
+        if lease is not None:
+            lease.close()
+            return lease.id
+        return None
+
+    @abc.abstractmethod
+    def on_binary(self, message: bytes) -> None:
+        """A binary frame from the client (AUDI audio)."""
+
+    @abc.abstractmethod
+    def on_text(self, message: str) -> None:
+        """A text frame from the client (JSON control)."""
+
+
+class FlashTalkSocket(SocketSession):
+    """FlashTalk protocol: init -> init_ok; each AUDI chunk -> exactly one VIDX; config_update; close."""
+
+    def __init__(self, ws: Any, name: str) -> None:
+        super().__init__(ws)
+        self.name = name
+
+    def on_binary(self, message: bytes) -> None:
+        if self.lease is None:
+            _error(self.ws, None, "No active session. Send 'init' first.")
+            return
+        self.ws.send(_audio(self.lease, message).data)
+
+    def on_text(self, message: str) -> None:
+        try:
+            payload = json.loads(message)
+        except ValueError:
+            _error(self.ws, None, "Invalid JSON")
+            return
+        kind = payload.get("type")
+        if kind == "init":
+            model, stand_in = resolve_avatar(self.name)
+            spec = build_spec(model, payload)
+            lease = self.open_lease(spec, decode_image(payload.get("ref_image")))
+            self.send(
+                {
+                    "type": "init_ok",
+                    "model": self.name,
+                    "backing_model": model,
+                    "stand_in": stand_in,
+                    "wav2lip_postprocess_mode": "easy_improved",
+                    "frame_num": spec.frame_num,
+                    "motion_frames_num": spec.motion_frames_num,
+                    "slice_len": spec.slice_len,
+                    "fps": spec.fps,
+                    "height": spec.height,
+                    "width": spec.width,
+                    "chunk_samples": spec.chunk_samples,
+                    "reference_mode": "image",
+                    "template_mode": "image",
+                    "preprocessed": False,
+                    "lookahead_chunks": 0,
+                    "preload": None,
+                    "session_id": lease.id,
+                }
+            )
+        elif kind == "config_update":
+            if self.lease is None:
+                _error(self.ws, None, "No active session. Send 'init' first.")
+            elif not isinstance(payload.get("config"), dict):
+                _error(self.ws, "bad_config", "config must be an object")
+            else:
+                self.lease.send("config", config=payload["config"])
+                self.send({"type": "config_ok", "updated": self.lease.receive().meta.get("updated", {})})
+        elif kind == "close":
+            self.end_lease()
+            self.send({"type": "close_ok"})
+        else:
+            _error(self.ws, None, f"Unknown message type: {kind}")
+
+
+class NativeSocket(SocketSession):
+    """realtime-avatar.ws.v1: session.create -> session.created; AUDI -> metrics then VIDX; cancel; close; ping."""
+
+    def __init__(self, ws: Any) -> None:
+        super().__init__(ws)
+        self.created_at = 0.0
+        self.first_sent = False
+
+    def on_binary(self, message: bytes) -> None:
+        if self.lease is None:
+            raise SessionError("session_required", "Create a session before sending audio.")
+        reply = _audio(self.lease, message)
+        metrics = {
+            "type": "metrics",
+            "session_id": self.lease.id,
+            "trace_id": self.lease.trace_id,
+            **{key: reply.meta[key] for key in ("chunk_index", "infer_ms", "encode_ms")},
+        }
+        if not self.first_sent:
+            metrics["ttff_ms"] = round((time.monotonic() - self.created_at) * 1000, 3)
+            self.first_sent = True
+        self.send(metrics)
+        self.ws.send(reply.data)
+
+    def on_text(self, message: str) -> None:
+        try:
+            payload = json.loads(message)
+        except ValueError:
+            raise SessionError("bad_json", "Messages must be JSON text or AUDI binary.") from None
+        kind = payload.get("type")
+        if kind == "session.create":
+            self.created_at, self.first_sent = time.monotonic(), False
+            model, stand_in = resolve_avatar(str(payload.get("model") or REFERENCE))
+            inputs = payload.get("inputs") if isinstance(payload.get("inputs"), dict) else {}
+            spec = build_spec(model, {**(payload.get("config") or {}), "prompt": inputs.get("prompt")})
+            lease = self.open_lease(spec, decode_image(inputs.get("image_b64")))
+            self.send(
+                {
+                    "type": "session.created",
+                    "session_id": lease.id,
+                    "trace_id": lease.trace_id,
+                    "model": model,
+                    "stand_in": stand_in,
+                    "audio": {
+                        "format": "pcm_s16le",
+                        "sample_rate": 16000,
+                        "channels": 1,
+                        "chunk_samples": spec.chunk_samples,
+                    },
+                    "video": {
+                        "encoding": "jpeg-seq",
+                        "wire_magic": "VIDX",
+                        "fps": spec.fps,
+                        "width": spec.width,
+                        "height": spec.height,
+                        "frame_count": spec.slice_len,
+                    },
+                    "reference_mode": "image",
+                    "template_mode": "image",
+                    "preprocessed": False,
+                    "lookahead_chunks": 0,
+                    "runtime_config": spec.config,
+                }
+            )
+        elif kind == "session.cancel":
+            if self.lease is None:
+                raise SessionError("session_required", "No session to cancel.")
+            self.lease.send("cancel")
+            self.lease.receive()
+            self.send({"type": "session.cancelled", "session_id": self.lease.id})
+        elif kind == "session.close":
+            session_id = self.end_lease()
+            if session_id is None:
+                raise SessionError("session_required", "No session to close.")
+            self.send({"type": "session.closed", "session_id": session_id})
+        elif kind == "ping":
+            self.send({"type": "pong"})
+        else:
+            raise SessionError("unsupported_message", f"Unsupported message type: {kind}")
+
+
 @sock.route("/", bp=bp)
 def flashtalk_root(ws: Any) -> None:
-    flashtalk_session(ws, "flashtalk")
+    FlashTalkSocket(ws, "flashtalk").run()
 
 
 @sock.route("/v1/audio2video/<model>", bp=bp)
 def flashtalk_audio2video(ws: Any, model: str) -> None:
-    flashtalk_session(ws, model)
-
-
-@sock.route("/v1/avatar/<model>", bp=bp)
-def flashtalk_avatar(ws: Any, model: str) -> None:
-    if model == "realtime":
-        native_session(ws)
-    else:
-        flashtalk_session(ws, model)
-
-
-def flashtalk_session(ws: Any, name: str) -> None:
-    """FlashTalk protocol: init -> init_ok; each AUDI chunk -> exactly one VIDX; config_update; close."""
-    plane = backplane()
-    lease: Lease | None = None
-    try:
-        while True:
-            message = ws.receive()
-            if message is None:
-                continue
-            try:
-                if isinstance(message, (bytes, bytearray)):
-                    if lease is None:
-                        _error(ws, None, "No active session. Send 'init' first.")
-                        continue
-                    ws.send(_audio(lease, bytes(message)).data)
-                    continue
-                try:
-                    payload = json.loads(message)
-                except ValueError:
-                    _error(ws, None, "Invalid JSON")
-                    continue
-                kind = payload.get("type")
-                if kind == "init":
-                    if lease is not None:
-                        lease.close()
-                    model, stand_in = resolve_avatar(name)
-                    spec = build_spec(model, payload)
-                    lease = Lease(plane, spec, decode_image(payload.get("ref_image")))
-                    ws.send(
-                        json.dumps(
-                            {
-                                "type": "init_ok",
-                                "model": name,
-                                "backing_model": model,
-                                "stand_in": stand_in,
-                                "wav2lip_postprocess_mode": "easy_improved",
-                                "frame_num": spec.frame_num,
-                                "motion_frames_num": spec.motion_frames_num,
-                                "slice_len": spec.slice_len,
-                                "fps": spec.fps,
-                                "height": spec.height,
-                                "width": spec.width,
-                                "chunk_samples": spec.chunk_samples,
-                                "reference_mode": "image",
-                                "template_mode": "image",
-                                "preprocessed": False,
-                                "lookahead_chunks": 0,
-                                "preload": None,
-                                "session_id": lease.id,
-                            }
-                        )
-                    )
-                elif kind == "config_update":
-                    if lease is None:
-                        _error(ws, None, "No active session. Send 'init' first.")
-                    elif not isinstance(payload.get("config"), dict):
-                        _error(ws, "bad_config", "config must be an object")
-                    else:
-                        lease.send("config", config=payload["config"])
-                        reply = lease.receive()
-                        ws.send(json.dumps({"type": "config_ok", "updated": reply.meta.get("updated", {})}))
-                elif kind == "close":
-                    if lease is not None:
-                        lease.close()
-                        lease = None
-                    ws.send(json.dumps({"type": "close_ok"}))
-                else:
-                    _error(ws, None, f"Unknown message type: {kind}")
-            except SessionError as exc:
-                _error(ws, exc.code, exc.message)
-                if exc.fatal:
-                    return
-            except OmniRTError as exc:
-                _error(ws, exc.code, exc.message)
-    finally:
-        if lease is not None:
-            lease.close()
-        _close_quietly(ws)
+    FlashTalkSocket(ws, model).run()
 
 
 @sock.route("/v1/avatar/realtime", bp=bp)
 def native_realtime(ws: Any) -> None:
-    native_session(ws)
+    NativeSocket(ws).run()
 
 
-def native_session(ws: Any) -> None:
-    """realtime-avatar.ws.v1: session.create -> session.created; AUDI -> metrics then VIDX; cancel; close; ping."""
-    plane = backplane()
-    lease: Lease | None = None
-    created_at = 0.0
-    first_sent = False
-    try:
-        while True:
-            message = ws.receive()
-            if message is None:
-                continue
-            try:
-                if isinstance(message, (bytes, bytearray)):
-                    if lease is None:
-                        raise SessionError("session_required", "Create a session before sending audio.")
-                    reply = _audio(lease, bytes(message))
-                    metrics = {
-                        "type": "metrics",
-                        "session_id": lease.id,
-                        "trace_id": lease.trace_id,
-                        **{key: reply.meta[key] for key in ("chunk_index", "infer_ms", "encode_ms")},
-                    }
-                    if not first_sent:
-                        metrics["ttff_ms"] = round((time.monotonic() - created_at) * 1000, 3)
-                        first_sent = True
-                    ws.send(json.dumps(metrics))
-                    ws.send(reply.data)
-                    continue
-                try:
-                    payload = json.loads(message)
-                except ValueError:
-                    raise SessionError("bad_json", "Messages must be JSON text or AUDI binary.") from None
-                kind = payload.get("type")
-                if kind == "session.create":
-                    created_at = time.monotonic()
-                    if lease is not None:
-                        lease.close()
-                    model, stand_in = resolve_avatar(str(payload.get("model") or REFERENCE))
-                    inputs = payload.get("inputs") if isinstance(payload.get("inputs"), dict) else {}
-                    spec = build_spec(model, {**(payload.get("config") or {}), "prompt": inputs.get("prompt")})
-                    lease = Lease(plane, spec, decode_image(inputs.get("image_b64")))
-                    first_sent = False
-                    ws.send(
-                        json.dumps(
-                            {
-                                "type": "session.created",
-                                "session_id": lease.id,
-                                "trace_id": lease.trace_id,
-                                "model": model,
-                                "stand_in": stand_in,
-                                "audio": {
-                                    "format": "pcm_s16le",
-                                    "sample_rate": 16000,
-                                    "channels": 1,
-                                    "chunk_samples": spec.chunk_samples,
-                                },
-                                "video": {
-                                    "encoding": "jpeg-seq",
-                                    "wire_magic": "VIDX",
-                                    "fps": spec.fps,
-                                    "width": spec.width,
-                                    "height": spec.height,
-                                    "frame_count": spec.slice_len,
-                                },
-                                "reference_mode": "image",
-                                "template_mode": "image",
-                                "preprocessed": False,
-                                "lookahead_chunks": 0,
-                                "runtime_config": spec.config,
-                            }
-                        )
-                    )
-                elif kind == "session.cancel":
-                    if lease is None:
-                        raise SessionError("session_required", "No session to cancel.")
-                    lease.send("cancel")
-                    lease.receive()
-                    ws.send(json.dumps({"type": "session.cancelled", "session_id": lease.id}))
-                elif kind == "session.close":
-                    if lease is None:
-                        raise SessionError("session_required", "No session to close.")
-                    session_id = lease.id
-                    lease.close()
-                    lease = None
-                    ws.send(json.dumps({"type": "session.closed", "session_id": session_id}))
-                elif kind == "ping":
-                    ws.send(json.dumps({"type": "pong"}))
-                else:
-                    raise SessionError("unsupported_message", f"Unsupported message type: {kind}")
-            except SessionError as exc:
-                _error(ws, exc.code, exc.message)
-                if exc.fatal:
-                    return
-            except OmniRTError as exc:
-                _error(ws, exc.code, exc.message)
-    finally:
-        if lease is not None:
-            lease.close()
-        _close_quietly(ws)
+@sock.route("/v1/avatar/<model>", bp=bp)
+def flashtalk_avatar(ws: Any, model: str) -> None:
+    FlashTalkSocket(ws, model).run()
 
 
 def _close_quietly(ws: Any) -> None:

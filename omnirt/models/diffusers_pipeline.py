@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
-from omnirt.contracts.errors import DependencyUnavailableError, WeightFormatError, WeightsNotFoundError
+from omnirt.contracts.errors import DependencyUnavailableError
 from omnirt.contracts.types import AdapterRef, Artifact
 from omnirt.models.base import BasePipeline, RunContext, StageClock
 from omnirt.runtime.adapters import load_adapters, unload_adapters
@@ -36,7 +36,7 @@ from omnirt.runtime.export import write_mp4, write_png
 from omnirt.runtime.media import load_image, load_mask
 from omnirt.runtime.placement import apply_vae_switches, load_kwargs, place_pipeline
 from omnirt.runtime.schedulers import build_scheduler
-from omnirt.runtime.weights import WeightsSource
+from omnirt.runtime.weights import WeightsSource, load_errors
 
 ENCODER_COMPONENTS = ("text_encoder", "text_encoder_2", "text_encoder_3", "image_encoder")
 
@@ -103,18 +103,8 @@ class DiffusersPipeline(BasePipeline):
             and any(Path(self.source.location).rglob("*.fp16.safetensors"))
         ):
             kwargs["variant"] = "fp16"
-        try:
+        with load_errors(self.spec.id, self.source.location, class_name):
             pipe = pipeline_cls.from_pretrained(self.source.location, **kwargs)
-        except OSError as exc:
-            raise WeightsNotFoundError(
-                f"Could not load {class_name} for '{self.spec.id}' from {self.source.location}: {exc}",
-                details={"model": self.spec.id, "location": self.source.location},
-            ) from exc
-        except ValueError as exc:  # diffusers' word for a folder laid out for another pipeline
-            raise WeightFormatError(
-                f"{self.source.location} does not hold {class_name} weights for '{self.spec.id}': {exc}",
-                details={"model": self.spec.id, "location": self.source.location},
-            ) from exc
         pipe.set_progress_bar_config(disable=True)
         self.device_placement = place_pipeline(pipe, self.backend, config)
         for name in COMPILED_COMPONENTS:

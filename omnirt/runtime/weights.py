@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,3 +121,23 @@ def resolve_weights(
         f"No weights found for '{model_id}'. Looked in: " + "; ".join(looked) + ".",
         details={"model": model_id, "looked_in": looked},
     )
+
+
+@contextmanager
+def load_errors(model_id: str, location: str, what: str) -> Iterator[None]:
+    """Turn a library's loading failures into OmniRT errors: a missing folder or file is ``weights_not_found``, a
+    folder laid out for something else (the libraries raise ValueError) is ``weight_format``."""
+    from omnirt.contracts.errors import WeightFormatError, WeightsNotFoundError
+
+    try:
+        yield
+    except OSError as exc:
+        raise WeightsNotFoundError(
+            f"Could not load {what} for '{model_id}' from {location}: {exc}",
+            details={"model": model_id, "location": location},
+        ) from exc
+    except ValueError as exc:
+        raise WeightFormatError(
+            f"{location} does not hold {what} weights for '{model_id}': {exc}",
+            details={"model": model_id, "location": location},
+        ) from exc

@@ -19,15 +19,13 @@ from typing import Any
 from omnirt.contracts.errors import (
     DependencyUnavailableError,
     RequestValidationError,
-    WeightFormatError,
-    WeightsNotFoundError,
 )
 from omnirt.contracts.types import AdapterRef
 from omnirt.models.contracts import speech_contract
 from omnirt.models.speech import TextToSpeechPipeline
 from omnirt.registry.registry import register_model
 from omnirt.runtime.backends import Backend
-from omnirt.runtime.weights import WeightsSource
+from omnirt.runtime.weights import WeightsSource, load_errors
 
 COMMON: dict[str, Any] = {"tier": "adjacent", "maturity": "beta"}
 RESOURCES: dict[str, Any] = {"min_vram_gb": 1, "dtype": "fp32"}
@@ -91,19 +89,9 @@ class VitsFamily(TextToSpeechPipeline):
         from transformers import AutoTokenizer, VitsModel
 
         location = self.source.location
-        try:
+        with load_errors(self.spec.id, location, "VitsModel"):
             model = VitsModel.from_pretrained(location, dtype=torch_dtype(self.dtype))
             tokenizer = AutoTokenizer.from_pretrained(location)
-        except OSError as exc:
-            raise WeightsNotFoundError(
-                f"Could not load VitsModel for '{self.spec.id}' from {location}: {exc}",
-                details={"model": self.spec.id, "location": location},
-            ) from exc
-        except ValueError as exc:
-            raise WeightFormatError(
-                f"{location} does not hold VITS weights for '{self.spec.id}': {exc}",
-                details={"model": self.spec.id, "location": location},
-            ) from exc
         return model.to(self.backend.device()).eval(), tokenizer
 
     @property

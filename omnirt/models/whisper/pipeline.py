@@ -15,13 +15,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from omnirt.contracts.errors import RequestValidationError, WeightFormatError, WeightsNotFoundError
+from omnirt.contracts.errors import RequestValidationError
 from omnirt.contracts.types import AdapterRef
 from omnirt.models.contracts import speech_contract
 from omnirt.models.speech import SpeechRecognitionPipeline
 from omnirt.registry.registry import register_model
 from omnirt.runtime.backends import Backend
-from omnirt.runtime.weights import WeightsSource
+from omnirt.runtime.weights import WeightsSource, load_errors
 
 COMMON: dict[str, Any] = {"tier": "adjacent", "maturity": "beta", "extra_config": ("max_new_tokens",)}
 WINDOW_S = 30
@@ -100,19 +100,9 @@ class WhisperFamily(SpeechRecognitionPipeline):
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
         location = self.source.location
-        try:
+        with load_errors(self.spec.id, location, "Whisper"):
             model = WhisperForConditionalGeneration.from_pretrained(location, dtype=torch_dtype(self.dtype))
             processor = WhisperProcessor.from_pretrained(location)
-        except OSError as exc:
-            raise WeightsNotFoundError(
-                f"Could not load Whisper for '{self.spec.id}' from {location}: {exc}",
-                details={"model": self.spec.id, "location": location},
-            ) from exc
-        except ValueError as exc:
-            raise WeightFormatError(
-                f"{location} does not hold Whisper weights for '{self.spec.id}': {exc}",
-                details={"model": self.spec.id, "location": location},
-            ) from exc
         quiet_generate_notices()
         return model.to(self.backend.device()).eval(), processor
 
