@@ -212,11 +212,10 @@ def submit(
         idempotency_key=idempotency_key,
         fingerprint=print_,
     )
-    stored, created = backplane.store.create(job)
+    stored, created = backplane.store.create(job, event=job_event("job_enqueued", job_id=job.id, queue=queue_name))
     if not created:
         shutil.rmtree(job_dir, ignore_errors=True)
         return _same_or_conflict(stored, print_), False
-    backplane.events.append(job.id, job_event("job_enqueued", job_id=job.id, queue=queue_name))
     backplane.dispatcher.dispatch(job)
     return stored, True
 
@@ -232,16 +231,16 @@ def _same_or_conflict(existing: Job, print_: str) -> Job:
 def wait_for(backplane: Backplane, job_id: str, timeout_s: float) -> Job | None:
     """Block until ``job_id`` ends or ``timeout_s`` passes; returns the job as it then is."""
     deadline = time.monotonic() + timeout_s
-    subscription = backplane.events.subscribe(job_id, "0-0")
+    subscription = backplane.events.subscribe(job_id, "0-0")  # replays from the start: no early read needed
     try:
-        job = backplane.store.get(job_id)
-        while job is not None and not job.terminal:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
+        while (remaining := deadline - time.monotonic()) > 0:
             entry = subscription.get(timeout=min(remaining, 1.0))
-            if entry is None or entry[1].event in TERMINAL_EVENTS:
+            if entry is not None and entry[1].event in TERMINAL_EVENTS:
+                break
+            if entry is None:  # quiet for a second: the record decides (its events may have expired)
                 job = backplane.store.get(job_id)
-        return job
+                if job is None or job.terminal:
+                    return job
+        return backplane.store.get(job_id)
     finally:
         backplane.events.unsubscribe(subscription)

@@ -53,7 +53,7 @@ WORKER_LOST = "the worker running this job stopped (heartbeat lost)"
 
 
 class JobStore(Protocol):
-    def create(self, job: Job) -> tuple[Job, bool]: ...
+    def create(self, job: Job, *, event: StageEvent | None = None) -> tuple[Job, bool]: ...
     def get(self, job_id: str) -> Job | None: ...
     def list(self, *, state: str | None, model: str | None, limit: int, offset: int) -> tuple[list[Job], int]: ...
     def claim(self, job_id: str, worker_id: str, max_attempts: int) -> tuple[Claim, Job | None]: ...
@@ -77,7 +77,8 @@ class JobStore(Protocol):
 
 # -- Redis ------------------------------------------------------------------------------------------------------------
 
-# KEYS[1] job hash; ARGV: prefix, id, idempotency key or '', ttl, enqueued ms, model, hash fields...
+# KEYS[1] job hash, KEYS[2] its event stream; ARGV: prefix, id, idempotency key or '', ttl, enqueued ms, model,
+# number of hash items n, stream maxlen, (unused), n hash items, then the first event's fields (if any).
 # Returns {1, id} when created, {0, existing id} for a reused id or idempotency key. One round trip.
 _CREATE = """
 if ARGV[3] ~= '' then
@@ -85,8 +86,13 @@ if ARGV[3] ~= '' then
   if holder then return {0, holder} end
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0, ARGV[2]} end
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+local n = tonumber(ARGV[7])
+redis.call('HSET', KEYS[1], unpack(ARGV, 10, 9 + n))
 redis.call('EXPIRE', KEYS[1], ARGV[4])
+if #ARGV > 9 + n then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*', unpack(ARGV, 10 + n))
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+end
 if ARGV[3] ~= '' then redis.call('SET', ARGV[1] .. ':idem:' .. ARGV[3], ARGV[2], 'EX', ARGV[4]) end
 redis.call('ZADD', ARGV[1] .. ':jobs', ARGV[5], ARGV[2])
 redis.call('ZADD', ARGV[1] .. ':jobs:queued', ARGV[5], ARGV[2])
@@ -212,18 +218,32 @@ class RedisJobStore:
     def ping(self) -> None:
         self.redis.ping()
 
-    def create(self, job: Job) -> tuple[Job, bool]:
+    def create(self, job: Job, *, event: StageEvent | None = None) -> tuple[Job, bool]:
+        """Record a queued job and, in the same step, its first event (``job_enqueued``)."""
         fields = [item for pair in job.to_hash().items() for item in pair]
+        event_fields = [item for pair in encode(event).items() for item in pair] if event is not None else []
         created, existing_id = self._create(
-            keys=[job_key(job.id)],
-            args=[PREFIX, job.id, job.idempotency_key or "", self.ttl_s, job.enqueued_at_ms, job.model, *fields],
+            keys=[job_key(job.id), stream_key(job.id)],
+            args=[
+                PREFIX,
+                job.id,
+                job.idempotency_key or "",
+                self.ttl_s,
+                job.enqueued_at_ms,
+                job.model,
+                len(fields),
+                self.events_maxlen,
+                "",
+                *fields,
+                *event_fields,
+            ],
         )
         if created:
             return job, True
         existing = self.get(existing_id)
         if existing is None:  # the record expired under its idempotency key: start afresh
             self.redis.delete(f"{PREFIX}:idem:{job.idempotency_key}")
-            return self.create(job)
+            return self.create(job, event=event)
         return existing, False
 
     def get(self, job_id: str) -> Job | None:
@@ -353,7 +373,7 @@ class MemoryJobStore:
         self._jobs[job.id] = updated
         return updated
 
-    def create(self, job: Job) -> tuple[Job, bool]:
+    def create(self, job: Job, *, event: StageEvent | None = None) -> tuple[Job, bool]:
         with self._lock:
             if job.idempotency_key and job.idempotency_key in self._idempotency:
                 return self._jobs[self._idempotency[job.idempotency_key]], False
@@ -364,6 +384,8 @@ class MemoryJobStore:
             self._counts[key] = self._counts.get(key, 0) + 1
             if job.idempotency_key:
                 self._idempotency[job.idempotency_key] = job.id
+            if event is not None and self.events is not None:
+                self.events.append(job.id, event)
             return job, True
 
     def get(self, job_id: str) -> Job | None:
