@@ -151,9 +151,7 @@ class Backplane:
             self.events = MemoryEventBus(ttl_s=settings.events_ttl_s)
             self.store = MemoryJobStore(is_alive=self.workers.alive, events=self.events)
             self.sessions = MemorySessionChannels()
-            embedded = EmbeddedDispatcher(self, settings.embedded_workers)
-            self.dispatcher = embedded
-            self._embedded = embedded
+            self.dispatcher = EmbeddedDispatcher(self, settings.embedded_workers)
         else:
             import redis
 
@@ -186,10 +184,6 @@ class Backplane:
         for thread in self.background:
             thread.stop()
         self.events.close()
-
-    @property
-    def embedded_worker_ids(self) -> list[str]:
-        return list(self._embedded.worker_ids) if self.settings.embedded else []
 
     def live_queues(self) -> set[str]:
         """Queues some live worker consumes (cached for a second: heartbeats change no faster)."""

@@ -7,7 +7,7 @@ so the API can validate requests without it.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -132,8 +132,3 @@ def list_available_models(*, include_aliases: bool = True, tier: str | None = No
         for spec in all_specs()
         if (include_aliases or not spec.is_alias) and (tier in (None, "all") or spec.tier == tier)
     ]
-
-
-def specs_for(model_ids_: Iterable[str]) -> list[ModelSpec]:
-    wanted = set(model_ids_)
-    return [spec for spec in all_specs() if spec.id in wanted]
