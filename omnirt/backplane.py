@@ -15,6 +15,7 @@ import threading
 import time
 from typing import Any, Protocol
 
+from omnirt.avatars.store import AvatarIndex, AvatarStore
 from omnirt.events.bus import EventBus, MemoryEventBus, RedisEventBus
 from omnirt.events.channels import MemorySessionChannels, RedisSessionChannels, SessionChannels
 from omnirt.jobs.job import Job
@@ -146,6 +147,7 @@ class Backplane:
         self.workers: WorkerRegistry
         self.dispatcher: Dispatcher
         self.sessions: SessionChannels
+        self.avatars: AvatarStore
         if settings.embedded:
             self.workers = MemoryWorkerRegistry()
             self.events = MemoryEventBus(ttl_s=settings.events_ttl_s)
@@ -178,6 +180,9 @@ class Backplane:
 
             self.dispatcher = CeleryDispatcher(make_celery(settings))
             self._record_stages = self.redis.register_script(_RECORD_STAGES)
+        self.avatars = AvatarStore(
+            settings.avatar_root, AvatarIndex(self.redis), max_video_bytes=settings.max_avatar_video_bytes
+        )
 
     def close(self) -> None:
         """Stop this backplane's background threads (tests and graceful shutdown)."""

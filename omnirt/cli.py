@@ -545,12 +545,28 @@ def bench_tts(model: str, rounds: int, redis_url: str | None) -> None:
 @bench.command("avatar")
 @click.option("--rounds", type=click.IntRange(2, 1000), default=10, show_default=True)
 @click.option("--chunks", type=click.IntRange(2, 1000), default=10, show_default=True)
-@click.option("--max-sessions", type=click.IntRange(1, 64), default=8, show_default=True)
-def bench_avatar(rounds: int, chunks: int, max_sessions: int) -> None:
-    """Avatar TTFF, per-chunk latency and real-time concurrent sessions (reference avatar, embedded)."""
+@click.option("--sessions", "--max-sessions", "max_sessions", type=click.IntRange(1, 64), default=8, show_default=True)
+@click.option("--model", default="reference-avatar", show_default=True, help="Avatar model id.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "ascend"]), default="auto", show_default=True)
+@click.option("--weights", type=click.Path(exists=True), default=None, help="Weights folder (default: make-tiny).")
+def bench_avatar(rounds: int, chunks: int, max_sessions: int, model: str, device: str, weights: str | None) -> None:
+    """Avatar TTFF, per-chunk latency and real-time concurrent sessions (embedded server, FlashTalk defaults)."""
     from omnirt.bench.avatar import run
 
-    click.echo(json.dumps(run(rounds=rounds, chunks=chunks, max_sessions=max_sessions), indent=2))
+    result = run(rounds=rounds, chunks=chunks, max_sessions=max_sessions, model=model, device=device, weights=weights)
+    click.echo(json.dumps(result, indent=2))
+
+
+@bench.command("lipsync")
+@click.option("--model", type=click.Choice(["wav2lip", "wav2lip-256", "musetalk-1.5"]), default="wav2lip")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "ascend"]), default="cpu", show_default=True)
+@click.option("--weights", type=click.Path(exists=True), default=None, help="Weights folder (default: make-tiny).")
+@click.option("--seconds", type=float, default=3.0, show_default=True, help="Time per measurement.")
+def bench_lipsync(model: str, device: str, weights: str | None, seconds: float) -> None:
+    """Lip-sync network speed (fp32 eager beside OmniRT's path), batching across sessions, avatar preparation."""
+    from omnirt.bench.lipsync import run
+
+    click.echo(json.dumps(run(model=model, device=device, weights=weights, seconds=seconds), indent=2))
 
 
 if __name__ == "__main__":

@@ -47,6 +47,14 @@ class Settings:
     idle_unload_s: float = 0.0
     memory_budget_gb: float = 0.0
     cache_size: int = 4
+    avatar_dir: Path | None = None  # default: "avatars" beside the artifact directory
+    max_avatar_video_bytes: int = 50 * 2**20
+    session_flush_s: float = 0.3
+
+    @property
+    def avatar_root(self) -> Path:
+        """Where prepared avatars live (OMNIRT_AVATAR_DIR), shared by every process of the fleet."""
+        return self.avatar_dir or self.artifact_dir.resolve().parent / "avatars"
 
     @property
     def embedded(self) -> bool:
@@ -81,6 +89,9 @@ class Settings:
             idle_unload_s=_float("OMNIRT_IDLE_UNLOAD_S", cls.idle_unload_s),
             memory_budget_gb=_float("OMNIRT_MEMORY_BUDGET_GB", cls.memory_budget_gb),
             cache_size=_int("OMNIRT_CACHE_SIZE", cls.cache_size),
+            avatar_dir=Path(os.environ["OMNIRT_AVATAR_DIR"]) if os.environ.get("OMNIRT_AVATAR_DIR") else None,
+            max_avatar_video_bytes=_int("OMNIRT_MAX_AVATAR_VIDEO_BYTES", cls.max_avatar_video_bytes),
+            session_flush_s=_float("OMNIRT_SESSION_FLUSH_S", cls.session_flush_s),
         )
 
 

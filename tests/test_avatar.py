@@ -89,12 +89,12 @@ def test_opentalking_client_gets_one_vidx_per_chunk_with_a_moving_mouth(service)
 
     portrait = cv2.imencode(".png", cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))[1].tobytes()
     client = OpenTalkingClient(
-        ws_url(service.url, "/v1/audio2video/flashtalk"), ref_image=base64.b64encode(portrait).decode()
+        ws_url(service.url, "/v1/audio2video/reference-avatar"), ref_image=base64.b64encode(portrait).decode()
     )
     ok = client.init_ok
     assert {"frame_num", "motion_frames_num", "slice_len", "fps", "height", "width"} <= set(ok)
     assert (ok["slice_len"], ok["fps"], ok["width"], ok["height"], ok["chunk_samples"]) == (28, 25, 416, 704, CHUNK)
-    assert ok["stand_in"] is True and ok["backing_model"] == "reference-avatar"
+    assert ok["backing_model"] == "reference-avatar"
     quiet = client.chunk(silent_chunk())
     loud = client.chunk(loud_chunk())
     quiet_again = client.chunk(silent_chunk())
@@ -118,6 +118,10 @@ def test_flashtalk_protocol_errors_and_root_route(service) -> None:
     assert json.loads(ws.receive(timeout=30)) == {"type": "error", "message": "No active session. Send 'init' first."}
     ws.send("not json")
     assert json.loads(ws.receive(timeout=30))["message"] == "Invalid JSON"
+    ws.send(json.dumps({"type": "init"}))  # the root is FlashTalk's, and no FlashTalk server is configured
+    assert json.loads(ws.receive(timeout=30))["code"] == "model_unavailable"
+    ws.close()
+    ws = Client.connect(ws_url(service.url, "/v1/audio2video/reference-avatar"))
     ws.send(json.dumps({"type": "init", "width": 333}))
     assert json.loads(ws.receive(timeout=30))["code"] == "bad_config"
     ws.send(json.dumps({"type": "init", "ref_image": "%%%"}))
@@ -167,7 +171,9 @@ def test_two_sessions_at_once(service) -> None:
     results: dict[int, list[int]] = {}
 
     def session(index: int) -> None:
-        client = OpenTalkingClient(ws_url(service.url, "/v1/audio2video/wav2lip"), width=256, height=256, slice_len=8)
+        client = OpenTalkingClient(
+            ws_url(service.url, "/v1/audio2video/reference-avatar"), width=256, height=256, slice_len=8
+        )
         results[index] = [len(client.chunk(loud_chunk(5120))) for _ in range(4)]
         client.close()
 
@@ -179,25 +185,57 @@ def test_two_sessions_at_once(service) -> None:
     assert results == {0: [8, 8, 8, 8], 1: [8, 8, 8, 8]}
 
 
-def test_discovery_preload_and_auth(service) -> None:
+def test_discovery_is_honest_and_stand_ins_are_explicit(service, tmp_path) -> None:
+    """No weights, no upstream: the lip-sync names are not connected, and init is refused; the reference avatar
+    answers its own name, and another name only through the operator's alias map, which discovery shows."""
     models = requests.get(f"{service.url}/v1/audio2video/models", timeout=10).json()
-    assert {"flashtalk", "wav2lip", "quicktalk", "musetalk", "fasterliveportrait"} <= set(models["models"])
-    wav2lip = next(status for status in models["statuses"] if status["id"] == "wav2lip")
-    assert wav2lip == {
+    assert "reference-avatar" in models["models"]
+    assert not {"flashtalk", "wav2lip", "quicktalk", "musetalk", "fasterliveportrait"} & set(models["models"])
+    statuses = {status["id"]: status for status in models["statuses"]}
+    assert statuses["wav2lip"] == {
         "id": "wav2lip",
-        "model": "reference-avatar",
-        "connected": True,
-        "stand_in": True,
-        "reason": "reference_stand_in",
+        "model": "wav2lip",
+        "connected": False,
+        "alias": False,
+        "reason": "weights_not_found",
+    }
+    assert statuses["musetalk"]["model"] == "musetalk-1.5" and statuses["musetalk"]["reason"] == "weights_not_found"
+    # embedded: this process has no FlashTalk server configured; fleet: no worker consumes the flashtalk queue
+    assert statuses["flashtalk"]["reason"] == ("not_configured" if service.mode == "embedded" else "no_worker")
+    assert statuses["quicktalk"] == {
+        "id": "quicktalk",
+        "model": None,
+        "connected": False,
+        "alias": False,
+        "reason": "not_installed",
     }
     assert requests.get(f"{service.url}/v1/avatar/models", timeout=10).json()["models"] == models["models"]
+    ws = Client.connect(ws_url(service.url, "/v1/audio2video/wav2lip"))
+    ws.send(json.dumps({"type": "init", "prompt": OPENTALKING_PROMPT, "seed": 9999}))
+    refused = json.loads(ws.receive(timeout=30))
+    assert refused["type"] == "error" and refused["code"] == "model_unavailable"
+    assert "weights not found" in refused["message"]
+    ws.close()
     preload = requests.post(f"{service.url}/v1/audio2video/wav2lip/preload", json={}, timeout=60).json()
-    assert preload["type"] in ("preload_result", "preload_skipped") and preload["model"] == "reference-avatar"
+    assert preload["type"] == "error" and preload["code"] == "model_unavailable"
+
+    mapped = service.start(model_aliases={"quicktalk": "reference-avatar"})
+    statuses = {
+        status["id"]: status for status in requests.get(f"{mapped.url}/v1/audio2video/models").json()["statuses"]
+    }
+    assert statuses["quicktalk"] == {"id": "quicktalk", "model": "reference-avatar", "connected": True, "alias": True}
+    client = OpenTalkingClient(ws_url(mapped.url, "/v1/audio2video/quicktalk"), width=128, height=128, slice_len=4)
+    assert client.init_ok["backing_model"] == "reference-avatar"
+    assert len(client.chunk(silent_chunk(2560))) == 4
+    client.close()
+
+
+def test_reference_avatar_with_api_keys(service) -> None:
     secured = service.start(api_keys=("k",))
     with pytest.raises(Exception):  # noqa: B017 - the upgrade is refused with 401
-        Client.connect(ws_url(secured.url, "/v1/audio2video/flashtalk"))
+        Client.connect(ws_url(secured.url, "/v1/audio2video/reference-avatar"))
     client = OpenTalkingClient(
-        ws_url(secured.url, "/v1/audio2video/flashtalk?api_key=k"), width=128, height=128, slice_len=4
+        ws_url(secured.url, "/v1/audio2video/reference-avatar?api_key=k"), width=128, height=128, slice_len=4
     )
     assert len(client.chunk(silent_chunk(2560))) == 4
     client.close()
@@ -259,8 +297,8 @@ def avatar_fleet(service_env: dict[str, str], service_dirs: dict[str, Path], mon
 def test_admission_control_and_idle_timeout(avatar_fleet: Any) -> None:
     api, start_worker = avatar_fleet
     start_worker("narrow", OMNIRT_SESSION_CAPACITY="1", OMNIRT_SESSION_IDLE_S="2")
-    first = OpenTalkingClient(ws_url(api.url, "/v1/audio2video/flashtalk"), width=128, height=128, slice_len=4)
-    second = Client.connect(ws_url(api.url, "/v1/audio2video/flashtalk"))
+    first = OpenTalkingClient(ws_url(api.url, "/v1/audio2video/reference-avatar"), width=128, height=128, slice_len=4)
+    second = Client.connect(ws_url(api.url, "/v1/audio2video/reference-avatar"))
     started = time.monotonic()
     second.send(json.dumps({"type": "init", "width": 128, "height": 128, "slice_len": 4}))
     refused = json.loads(second.receive(timeout=30))
@@ -276,7 +314,7 @@ def test_admission_control_and_idle_timeout(avatar_fleet: Any) -> None:
 def test_worker_killed_mid_session_ends_the_socket_with_an_error(avatar_fleet: Any) -> None:
     api, start_worker = avatar_fleet
     worker = start_worker("mortal")
-    client = OpenTalkingClient(ws_url(api.url, "/v1/audio2video/flashtalk"), width=128, height=128, slice_len=4)
+    client = OpenTalkingClient(ws_url(api.url, "/v1/audio2video/reference-avatar"), width=128, height=128, slice_len=4)
     assert len(client.chunk(loud_chunk(2560))) == 4
     worker.kill9()
     started = time.monotonic()

@@ -1,10 +1,11 @@
 """Realtime avatar routes: the FlashTalk-compatible WebSocket protocol OpenTalking speaks, the native
-``realtime-avatar.ws.v1`` protocol, discovery and preload.
+``realtime-avatar.ws.v1`` protocol, discovery, preload and the avatar store's HTTP routes.
 
-The API never renders. A session is a lease on a worker that holds the model (DESIGN.md): the API records the
-session, asks a worker to take it, waits (admission deadline) for the worker's ``ready``, then relays audio chunks
-in and ``VIDX`` video out through the session's channels. Names OpenTalking uses (``flashtalk``, ``wav2lip``, ...)
-map to a registered avatar model of that name, or to the reference avatar standing in for it; discovery says which.
+The API never renders and never decides which model serves a name: the avatar domain (:mod:`omnirt.avatars`) does.
+A session is a lease on a worker that holds the model (DESIGN.md): the API records the session, asks a worker to take
+it, waits (admission deadline) for the worker's ``ready``, then relays audio in and ``VIDX`` video out through the
+session's channels. Lip-sync models render prepared avatars: a session names one by id, or sends a picture, which is
+stored (once per content) and named from then on.
 """
 
 from __future__ import annotations
@@ -18,21 +19,21 @@ import time
 import uuid
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, request, send_file
 
+from omnirt.api.errors import ApiError
 from omnirt.api.sock import sock
-from omnirt.contracts.errors import ModelNotRegisteredError, OmniRTError
+from omnirt.avatars import names
+from omnirt.avatars.media import MAX_AUDIO_MESSAGE_S, SAMPLE_RATE, SessionSpec
+from omnirt.avatars.media import MessageKind as Kind
+from omnirt.contracts.errors import OmniRTError
 from omnirt.events.channels import Message
-from omnirt.models.avatar import SessionSpec
 from omnirt.registry.registry import get_model
-from omnirt.tasks.routing import candidate_queues, choose_queue
+from omnirt.tasks.routing import choose_queue
 
 bp = Blueprint("avatar", __name__)
 
-REFERENCE = "reference-avatar"
-OPENTALKING_NAMES = ("flashtalk", "wav2lip", "quicktalk", "musetalk", "fasterliveportrait")
-STAND_IN_FOR = {*OPENTALKING_NAMES, "soulx-flashtalk-14b", "soulx-flashhead-1.3b", "soulx-liveact-14b"}
-FLASHTALK_PROMPT = "A person is talking. Only the foreground characters are moving, the background remains static."
+REFERENCE = names.REFERENCE
 
 
 class SessionError(Exception):
@@ -49,35 +50,31 @@ def max_image_bytes() -> int:
     return int(os.environ.get("OMNIRT_MAX_IMAGE_BYTES", str(10 * 2**20)))
 
 
-# OpenTalking's names for models OmniRT registers under their full ids.
-REGISTERED_AS = {"flashtalk": "soulx-flashtalk-14b"}
-
-
-def serving(model: str) -> bool:
-    """Whether ``model`` can run here: embedded, its runtime is configured; in a fleet, a live worker serves it."""
+def readiness(model: str) -> str:
+    """``ready``, or why ``model`` cannot run: embedded, this process decides; in a fleet, the live workers."""
     plane = backplane()
+    spec = get_model(model, "audio2video")
     if plane.settings.embedded:
-        if model == "soulx-flashtalk-14b":
-            return bool(os.environ.get("OMNIRT_FLASHTALK_UPSTREAM") or os.environ.get("OMNIRT_FLASHTALK_COMMAND"))
-        return True
-    return bool(plane.live_queues().intersection(candidate_queues(get_model(model, "audio2video"))))
+        return names.local_readiness(spec)
+    return plane._cached(f"readiness:{model}", lambda: names.fleet_readiness(spec, plane.workers.workers()))
 
 
-def resolve_avatar(name: str) -> tuple[str, bool]:
-    """(registered model that serves ``name``, whether it is the reference avatar standing in)."""
-    target = REGISTERED_AS.get(name, name)
-    try:
-        spec = get_model(target, "audio2video")
-        if spec.capabilities.realtime and (spec.id == REFERENCE or serving(spec.id)):
-            return spec.id, False
-    except ModelNotRegisteredError:
-        pass
-    if name in STAND_IN_FOR or name == REFERENCE:
-        return REFERENCE, name != REFERENCE
-    raise SessionError("unknown_model", f"Unknown avatar model '{name}'.")
+def resolve_avatar(name: str) -> str:
+    """The registered model that serves ``name``; refused (clearly) when none does or it cannot run here."""
+    resolved = names.resolve(name, backplane().settings.model_aliases)
+    if resolved.model is None:
+        raise SessionError("unknown_model", f"No avatar model serves '{name}' on this server.", fatal=True)
+    reason = readiness(resolved.model)
+    if reason != names.READY:
+        raise SessionError(
+            "model_unavailable",
+            f"Avatar model '{resolved.model}' cannot run here: {reason.replace('_', ' ')}.",
+            fatal=False,
+        )
+    return resolved.model
 
 
-def build_spec(model: str, fields: dict[str, Any]) -> SessionSpec:
+def build_spec(model: str, fields: dict[str, Any], *, chunked: bool) -> SessionSpec:
     def number(key: str, default: int, low: int, high: int) -> int:
         value = fields.get(key, default)
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
@@ -90,9 +87,12 @@ def build_spec(model: str, fields: dict[str, Any]) -> SessionSpec:
     fps = number("fps", 25, 1, 60)
     slice_len = number("slice_len", 28, 1, 120)
     chunk_samples = fields.get("chunk_samples")
-    if chunk_samples is not None and chunk_samples != slice_len * 16000 // fps:
+    if chunk_samples is not None and chunk_samples != slice_len * SAMPLE_RATE // fps:
         raise SessionError("bad_config", f"chunk_samples must be slice_len*16000/fps = {slice_len * 16000 // fps}.")
     config = fields.get("config") if isinstance(fields.get("config"), dict) else {}
+    config = {**config, **{key: fields[key] for key in ("mouth_open_multiplier", "face_box") if key in fields}}
+    if "face_box" in config and not _is_box(config["face_box"]):
+        raise SessionError("bad_face_box", "face_box must be [x, y, width, height] in pixels.")
     return SessionSpec(
         model=model,
         fps=fps,
@@ -103,7 +103,16 @@ def build_spec(model: str, fields: dict[str, Any]) -> SessionSpec:
         motion_frames_num=number("motion_frames_num", 1, 0, 120),
         seed=number("seed", 9999, 0, 2**31),
         prompt=str(fields.get("prompt") or ""),
-        config={**config, **{key: fields[key] for key in ("mouth_open_multiplier",) if key in fields}},
+        chunked=chunked,
+        config=config,
+    )
+
+
+def _is_box(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 4
+        and all(isinstance(item, int) and not isinstance(item, bool) and item >= 0 for item in value)
     )
 
 
@@ -120,6 +129,22 @@ def decode_image(value: Any) -> bytes | None:
         raise SessionError("bad_image", "The reference image is not valid base64.") from None
 
 
+def attach_avatar(spec: SessionSpec, avatar_id: Any, image: bytes | None) -> bytes | None:
+    """For models that render prepared avatars: name the stored avatar (storing the picture once). Returns the image
+    the worker still needs (models without prepared avatars take the picture itself)."""
+    if not get_model(spec.model, "audio2video").capabilities.prepared_avatars:
+        return image
+    store = backplane().avatars
+    if avatar_id not in (None, ""):
+        if not isinstance(avatar_id, str):
+            raise SessionError("bad_avatar", "avatar_id must be a string.")
+        spec.avatar_id = store.get(avatar_id).id
+    elif image is not None:
+        box = spec.config.get("face_box")
+        spec.avatar_id = store.add(image, kind="image", face_box=box)[0].id
+    return None
+
+
 class Lease:
     """The API side of one session: open it on a worker, push input, read output, notice a dead worker."""
 
@@ -128,6 +153,7 @@ class Lease:
         self.id = f"avt_{uuid.uuid4().hex}"
         self.trace_id = f"trace_{uuid.uuid4().hex}"
         self.worker_id: str | None = None
+        self.session_info: dict[str, Any] = {}
         self.reader = backplane.sessions.reader(self.id, "out")
         settings = backplane.settings
         if settings.embedded:
@@ -154,8 +180,9 @@ class Lease:
         while True:
             message = self.reader.get(timeout=0.2)
             if message is not None:
-                if message.kind == "ready":
+                if message.kind == Kind.READY:
                     self.worker_id = message.meta.get("worker_id")
+                    self.session_info = message.meta.get("session") or {}
                     return
                 if message.kind == "error":
                     raise SessionError(message.meta.get("code", "runtime_error"), message.meta.get("message", ""))
@@ -199,13 +226,24 @@ def _error(ws: Any, code: str | None, message: str) -> None:
 
 
 def _audio(lease: Lease, message: bytes) -> Message:
+    """Relay one AUDI message and return the worker's reply. The FlashTalk protocol takes exactly ``chunk_samples``;
+    the native one any whole number of samples up to ``MAX_AUDIO_MESSAGE_S``."""
     if message[:4] != b"AUDI":
         raise SessionError("bad_audio_magic", "Binary messages must start with AUDI.")
-    if len(message) - 4 != lease.spec.chunk_samples * 2:
+    size = len(message) - 4
+    if lease.spec.chunked and size != lease.spec.chunk_samples * 2:
         raise SessionError("bad_chunk", f"Each AUDI chunk must hold exactly {lease.spec.chunk_samples} int16 samples.")
-    lease.send("audio", message[4:])
+    if not lease.spec.chunked and (size % 2 or size > MAX_AUDIO_MESSAGE_S * SAMPLE_RATE * 2):
+        raise SessionError(
+            "bad_chunk", f"AUDI must carry whole int16 samples, at most {MAX_AUDIO_MESSAGE_S:g} s of 16 kHz audio."
+        )
+    lease.send(Kind.AUDIO, message[4:])
+    return _reply(lease)
+
+
+def _reply(lease: Lease) -> Message:
     reply = lease.receive()
-    if reply.kind == "error":
+    if reply.kind == Kind.ERROR:
         raise SessionError(reply.meta.get("code", "runtime_error"), reply.meta.get("message", ""))
     return reply
 
@@ -285,15 +323,16 @@ class FlashTalkSocket(SocketSession):
             return
         kind = payload.get("type")
         if kind == "init":
-            model, stand_in = resolve_avatar(self.name)
-            spec = build_spec(model, payload)
-            lease = self.open_lease(spec, decode_image(payload.get("ref_image")))
+            model = resolve_avatar(self.name)
+            spec = build_spec(model, payload, chunked=True)
+            image = attach_avatar(spec, payload.get("avatar_id"), decode_image(payload.get("ref_image")))
+            lease = self.open_lease(spec, image)
+            info = lease.session_info
             self.send(
                 {
                     "type": "init_ok",
                     "model": self.name,
                     "backing_model": model,
-                    "stand_in": stand_in,
                     "wav2lip_postprocess_mode": "easy_improved",
                     "frame_num": spec.frame_num,
                     "motion_frames_num": spec.motion_frames_num,
@@ -303,10 +342,11 @@ class FlashTalkSocket(SocketSession):
                     "width": spec.width,
                     "chunk_samples": spec.chunk_samples,
                     "reference_mode": "image",
-                    "template_mode": "image",
-                    "preprocessed": False,
+                    "template_mode": _template_mode(info),
+                    "preprocessed": bool(info.get("preprocessed", False)),
                     "lookahead_chunks": 0,
                     "preload": None,
+                    "avatar_id": spec.avatar_id or None,
                     "session_id": lease.id,
                 }
             )
@@ -316,7 +356,7 @@ class FlashTalkSocket(SocketSession):
             elif not isinstance(payload.get("config"), dict):
                 _error(self.ws, "bad_config", "config must be an object")
             else:
-                self.lease.send("config", config=payload["config"])
+                self.lease.send(Kind.CONFIG, config=payload["config"])
                 self.send({"type": "config_ok", "updated": self.lease.receive().meta.get("updated", {})})
         elif kind == "close":
             self.end_lease()
@@ -336,7 +376,11 @@ class NativeSocket(SocketSession):
     def on_binary(self, message: bytes) -> None:
         if self.lease is None:
             raise SessionError("session_required", "Create a session before sending audio.")
-        reply = _audio(self.lease, message)
+        self.relay_video(_audio(self.lease, message))
+
+    def relay_video(self, reply: Message) -> None:
+        """``metrics`` then the ``VIDX`` (which may hold no frame while the lookahead fills)."""
+        assert self.lease is not None
         metrics = {
             "type": "metrics",
             "session_id": self.lease.id,
@@ -357,20 +401,23 @@ class NativeSocket(SocketSession):
         kind = payload.get("type")
         if kind == "session.create":
             self.created_at, self.first_sent = time.monotonic(), False
-            model, stand_in = resolve_avatar(str(payload.get("model") or REFERENCE))
+            model = resolve_avatar(str(payload.get("model") or REFERENCE))
             inputs = payload.get("inputs") if isinstance(payload.get("inputs"), dict) else {}
-            spec = build_spec(model, {**(payload.get("config") or {}), "prompt": inputs.get("prompt")})
-            lease = self.open_lease(spec, decode_image(inputs.get("image_b64")))
+            config = payload.get("config") if isinstance(payload.get("config"), dict) else {}
+            spec = build_spec(model, {**config, "prompt": inputs.get("prompt")}, chunked=False)
+            image = attach_avatar(spec, inputs.get("avatar_id"), decode_image(inputs.get("image_b64")))
+            lease = self.open_lease(spec, image)
+            info = lease.session_info
             self.send(
                 {
                     "type": "session.created",
                     "session_id": lease.id,
                     "trace_id": lease.trace_id,
                     "model": model,
-                    "stand_in": stand_in,
+                    "avatar_id": spec.avatar_id or None,
                     "audio": {
                         "format": "pcm_s16le",
-                        "sample_rate": 16000,
+                        "sample_rate": SAMPLE_RATE,
                         "channels": 1,
                         "chunk_samples": spec.chunk_samples,
                     },
@@ -383,16 +430,23 @@ class NativeSocket(SocketSession):
                         "frame_count": spec.slice_len,
                     },
                     "reference_mode": "image",
-                    "template_mode": "image",
-                    "preprocessed": False,
+                    "template_mode": _template_mode(info),
+                    "preprocessed": bool(info.get("preprocessed", False)),
                     "lookahead_chunks": 0,
+                    "lookahead_frames": info.get("lookahead_frames", 0),
+                    "lookahead_ms": info.get("lookahead_ms", 0),
                     "runtime_config": spec.config,
                 }
             )
+        elif kind == "session.flush":
+            if self.lease is None:
+                raise SessionError("session_required", "No session to flush.")
+            self.lease.send(Kind.FLUSH)
+            self.relay_video(_reply(self.lease))
         elif kind == "session.cancel":
             if self.lease is None:
                 raise SessionError("session_required", "No session to cancel.")
-            self.lease.send("cancel")
+            self.lease.send(Kind.CANCEL)
             self.lease.receive()
             self.send({"type": "session.cancelled", "session_id": self.lease.id})
         elif kind == "session.close":
@@ -433,24 +487,20 @@ def _close_quietly(ws: Any) -> None:
         pass
 
 
+def _template_mode(info: dict[str, Any]) -> str:
+    return "video" if int(info.get("template_frames", 1) or 1) > 1 else "image"
+
+
 def avatar_statuses() -> list[dict[str, Any]]:
-    plane = backplane()
-    live = plane.live_queues()
+    aliases = backplane().settings.model_aliases
     statuses = []
-    for name in (*OPENTALKING_NAMES, REFERENCE):
-        model, stand_in = resolve_avatar(name)
-        connected = plane.settings.embedded or bool(
-            live.intersection(candidate_queues(get_model(model, "audio2video")))
-        )
-        statuses.append(
-            {
-                "id": name,
-                "model": model,
-                "connected": connected,
-                "stand_in": stand_in,
-                "reason": ("reference_stand_in" if stand_in else "model") if connected else "no_live_worker",
-            }
-        )
+    for name in names.discovery_names(aliases):
+        resolved = names.resolve(name, aliases)
+        reason = readiness(resolved.model) if resolved.model else "not_installed"
+        status = {"id": name, "model": resolved.model, "connected": reason == names.READY, "alias": resolved.via_alias}
+        if reason != names.READY:
+            status["reason"] = reason
+        statuses.append(status)
     return statuses
 
 
@@ -460,7 +510,7 @@ def avatar_models() -> Any:
     """Realtime avatar discovery (OpenTalking reads `models`, then `statuses[].connected`).
     ---
     get:
-      responses: {200: {description: "{models, statuses: [{id, model, connected, stand_in, reason}]}"}}
+      responses: {200: {description: "{models, statuses: [{id, model, connected, alias, reason}]}"}}
     """
     statuses = avatar_statuses()
     return jsonify({"models": [status["id"] for status in statuses if status["connected"]], "statuses": statuses})
@@ -469,36 +519,118 @@ def avatar_models() -> Any:
 @bp.post("/v1/audio2video/<model>/preload")
 @bp.post("/v1/avatar/<model>/preload")
 def avatar_preload(model: str) -> Any:
-    """Load the avatar model (embedded); fleet workers preload with `omnirt worker --preload`.
+    """Prepare an avatar for a model on a worker that serves it (OpenTalking's preload; always HTTP 200).
     ---
     post:
-      responses: {200: {description: "{type: preload_result | preload_skipped | error, ...}"}}
+      responses: {200: {description: "{type: preload_result | error, model, avatar_id, frames, cache_hit, ...}"}}
     """
+    body = request.get_json(force=True, silent=True)
+    body = body if isinstance(body, dict) else {}
+    started = time.perf_counter()
     try:
-        backing, _ = resolve_avatar(model)
+        backing = resolve_avatar(model)
+        spec = build_spec(backing, body, chunked=True)
+        image = attach_avatar(spec, body.get("avatar_id"), decode_image(body.get("ref_image")))
+        lease = Lease(backplane(), spec, image)
+        lease.close()
     except SessionError as exc:
         return jsonify({"type": "error", "code": exc.code, "message": exc.message})
-    if not backplane().settings.embedded:
-        return jsonify(
-            {
-                "type": "preload_skipped",
-                "model": backing,
-                "reason": "fleet workers load models at start: omnirt worker --preload " + backing,
-            }
-        )
-    from omnirt.runtime.engine import get_default_engine
-
-    started = time.perf_counter()
-    engine = get_default_engine()
-    warm = any(key[0] == backing for key in engine.cache.keys())
-    engine.preload(backing)
-    body = request.get_json(force=True, silent=True) or {}
+    except OmniRTError as exc:
+        return jsonify({"type": "error", "code": exc.code, "message": exc.message})
+    info = lease.session_info
     return jsonify(
         {
             "type": "preload_result",
             "model": backing,
-            "cache_hit": warm,
-            "frames": body.get("frames"),
+            "avatar_id": spec.avatar_id or None,
+            "frames": info.get("template_frames", 1),
+            "cache_hit": bool(info.get("preprocessed", False)),
+            "cache_source": "avatar_store" if spec.avatar_id else "portrait",
             "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
         }
     )
+
+
+# -- the avatar store ---------------------------------------------------------------------------------------------
+
+
+def _avatar_body(avatar: Any) -> dict[str, Any]:
+    return {**avatar.public(), "preview_url": f"/v1/avatars/{avatar.id}/preview.jpg"}
+
+
+def _form_box(raw: str | None) -> list[int] | None:
+    if raw in (None, ""):
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if not _is_box(value):
+        raise ApiError(400, "bad_face_box", "face_box must be [x, y, width, height] in pixels.")
+    return value
+
+
+@bp.post("/v1/avatars")
+def create_avatar() -> Any:
+    """Store an avatar: multipart `image` (a portrait) or `video` (a short idle clip), optional `face_box`, `name`.
+    ---
+    post:
+      responses:
+        201: {description: "The new avatar: {id, name, kind, width, height, frames, fps, face_box, preview_url}"}
+        200: {description: "The same content was stored before: that avatar"}
+        400: {description: "bad_image, bad_video, bad_face_box, no_face_detected"}
+        413: {description: "The video is over the size cap", content: {application/json: {schema: Error}}}
+    """
+    upload = request.files.get("video") or request.files.get("image")
+    if upload is None:
+        raise ApiError(400, "invalid_request", "Send a multipart field 'image' (a portrait) or 'video' (an idle clip).")
+    kind = "video" if "video" in request.files else "image"
+    data = upload.read()
+    name = str(request.form.get("name") or "")[:200]
+    avatar, created = backplane().avatars.add(
+        data, kind=kind, name=name, face_box=_form_box(request.form.get("face_box"))
+    )
+    return jsonify(_avatar_body(avatar)), 201 if created else 200
+
+
+@bp.get("/v1/avatars")
+def list_avatars() -> Any:
+    """Every stored avatar.
+    ---
+    get:
+      responses: {200: {description: "{avatars: [...]}"}}
+    """
+    return jsonify({"avatars": [_avatar_body(avatar) for avatar in backplane().avatars.list()]})
+
+
+@bp.get("/v1/avatars/<avatar_id>")
+def get_avatar(avatar_id: str) -> Any:
+    """One stored avatar, with the URL of its preview frame.
+    ---
+    get:
+      responses:
+        200: {description: The avatar}
+        404: {description: avatar_not_found, content: {application/json: {schema: Error}}}
+    """
+    return jsonify(_avatar_body(backplane().avatars.get(avatar_id)))
+
+
+@bp.get("/v1/avatars/<avatar_id>/preview.jpg")
+def avatar_preview(avatar_id: str) -> Any:
+    """The avatar's first template frame.
+    ---
+    get:
+      responses: {200: {description: A JPEG}, 404: {description: avatar_not_found}}
+    """
+    return send_file(backplane().avatars.preview_path(avatar_id), mimetype="image/jpeg")
+
+
+@bp.delete("/v1/avatars/<avatar_id>")
+def delete_avatar(avatar_id: str) -> Any:
+    """Delete an avatar and its prepared caches; sessions naming it afterwards are refused.
+    ---
+    delete:
+      responses: {200: {description: "{id, deleted: true}"}, 404: {description: avatar_not_found}}
+    """
+    backplane().avatars.delete(avatar_id)
+    return jsonify({"id": avatar_id, "deleted": True})

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 STATUS_BY_CODE = {
     "invalid_request": 400,
     "weight_format": 400,
+    "weights_invalid": 400,
     "unauthorized": 401,
     "forbidden": 403,
     "model_not_enabled": 403,

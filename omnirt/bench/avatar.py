@@ -1,4 +1,8 @@
-"""``omnirt bench avatar``: realtime avatar figures with the reference avatar on an embedded server in this process.
+"""``omnirt bench avatar``: realtime avatar figures for one avatar model on an embedded server in this process.
+
+``--model`` picks the model (default the reference avatar), ``--device`` the backend, ``--weights`` a weights folder
+(default: ``omnirt make-tiny`` output in a temporary folder, which for Wav2Lip is the real-size network with random
+weights), ``--sessions`` the most concurrent sessions tried. Sessions use the bundled portrait as their avatar.
 
 - TTFF: ``session.create`` sent until the first ``VIDX`` arrives (native protocol, first chunk sent as soon as
   ``session.created`` arrives), fresh session each round, warm model;
@@ -29,7 +33,42 @@ def _speech_like(samples: int) -> bytes:
     return (np.sin(2 * np.pi * 180 * t) * envelope * 12000).astype("<i2").tobytes()
 
 
-def run(rounds: int = 10, chunks: int = 10, max_sessions: int = 8, pace_chunks: int = 5) -> dict[str, Any]:
+def _portrait_b64() -> str:
+    import base64
+
+    import cv2
+    from skimage import data
+
+    return base64.b64encode(cv2.imencode(".png", cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))[1]).decode()
+
+
+def _weights(model: str, weights: str | None, root: Any) -> None:
+    """Point the models dir at ``weights`` for ``model`` (or at a fresh make-tiny copy)."""
+    from omnirt.registry.registry import get_model
+
+    if get_model(model, "audio2video").weightless:
+        return
+    models = root / "models"
+    models.mkdir()
+    if weights:
+        (models / model).symlink_to(os.path.abspath(weights))
+    else:
+        from omnirt.models.tiny_common import make_tiny
+
+        make_tiny(model, models / model)
+    os.environ["OMNIRT_MODELS_DIR"] = str(models)
+
+
+def run(
+    rounds: int = 10,
+    chunks: int = 10,
+    max_sessions: int = 8,
+    pace_chunks: int = 5,
+    *,
+    model: str = "reference-avatar",
+    device: str = "auto",
+    weights: str | None = None,
+) -> dict[str, Any]:
     import tempfile
     from pathlib import Path
 
@@ -37,10 +76,17 @@ def run(rounds: int = 10, chunks: int = 10, max_sessions: int = 8, pace_chunks: 
     from werkzeug.serving import make_server
 
     os.environ.setdefault("OMNIRT_SESSION_CAPACITY", str(max_sessions))
+    if device != "auto":
+        os.environ["OMNIRT_BACKEND"] = device
     from omnirt.api import create_app
+    from omnirt.registry.registry import ensure_models_loaded
     from omnirt.settings import Settings
 
-    server = make_server("127.0.0.1", 0, create_app(Settings(artifact_dir=Path(tempfile.mkdtemp()))), threaded=True)
+    ensure_models_loaded()
+    root = Path(tempfile.mkdtemp())
+    _weights(model, weights, root)
+    portrait = _portrait_b64()
+    server = make_server("127.0.0.1", 0, create_app(Settings(artifact_dir=root / "outputs")), threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"ws://127.0.0.1:{server.server_port}"
     audio = _speech_like(17920)
@@ -48,14 +94,16 @@ def run(rounds: int = 10, chunks: int = 10, max_sessions: int = 8, pace_chunks: 
     def open_native() -> tuple[Any, float]:
         ws = Client.connect(f"{base}/v1/avatar/realtime", max_message_size=2**26)
         started = time.perf_counter()
-        ws.send(json.dumps({"type": "session.create", "model": "reference-avatar"}))
-        json.loads(ws.receive(timeout=60))
+        ws.send(json.dumps({"type": "session.create", "model": model, "inputs": {"image_b64": portrait}}))
+        created = json.loads(ws.receive(timeout=300))
+        if created.get("type") != "session.created":
+            raise RuntimeError(created)
         ws.send(b"AUDI" + audio)
         json.loads(ws.receive(timeout=60))  # metrics
         ws.receive(timeout=60)  # VIDX
         return ws, (time.perf_counter() - started) * 1000
 
-    warm, _ = open_native()  # loads the model and the portrait
+    warm, _ = open_native()  # loads the model and prepares the portrait
     warm.close()
     ttff = []
     for _ in range(rounds):
@@ -75,7 +123,7 @@ def run(rounds: int = 10, chunks: int = 10, max_sessions: int = 8, pace_chunks: 
 
     concurrency: dict[int, float] = {}
     for sessions in range(1, max_sessions + 1):
-        worst = _paced(base, audio, sessions, pace_chunks)
+        worst = _paced(base, audio, sessions, pace_chunks, model, portrait)
         concurrency[sessions] = round(worst, 1)
         if worst > CHUNK_SECONDS * 1000:
             break
@@ -91,10 +139,13 @@ def run(rounds: int = 10, chunks: int = 10, max_sessions: int = 8, pace_chunks: 
         "max_real_time_sessions": max(real_time) if real_time else 0,
         "max_sessions_tried": max(concurrency),
         "frame": {"width": 416, "height": 704, "frames_per_chunk": 28, "fps": 25},
+        "model": model,
+        "device": device,
+        "weights": weights or "make-tiny (random)",
     }
 
 
-def _paced(base: str, audio: bytes, sessions: int, chunks: int) -> float:
+def _paced(base: str, audio: bytes, sessions: int, chunks: int, model: str, portrait: str) -> float:
     """Worst AUDI -> VIDX latency over ``sessions`` concurrent real-time clients (ms)."""
     from simple_websocket import Client
 
@@ -102,9 +153,9 @@ def _paced(base: str, audio: bytes, sessions: int, chunks: int) -> float:
     ready = threading.Barrier(sessions)
 
     def client(index: int) -> None:
-        ws = Client.connect(f"{base}/v1/audio2video/flashtalk", max_message_size=2**26)
-        ws.send(json.dumps({"type": "init"}))
-        json.loads(ws.receive(timeout=60))
+        ws = Client.connect(f"{base}/v1/audio2video/{model}", max_message_size=2**26)
+        ws.send(json.dumps({"type": "init", "ref_image": portrait}))
+        json.loads(ws.receive(timeout=300))
         ready.wait(timeout=60)
         next_send = time.perf_counter()
         for _ in range(chunks):

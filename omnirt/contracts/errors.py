@@ -47,6 +47,14 @@ class WeightFormatError(OmniRTError):
     http_status = 400
 
 
+class WeightsInvalidError(OmniRTError):
+    """A weights file that cannot be used: unreadable, not the expected network, mismatched tensors, or a pickle
+    that would run code when loaded."""
+
+    code = "weights_invalid"
+    http_status = 400
+
+
 class DependencyUnavailableError(OmniRTError):
     code = "dependency_unavailable"
     http_status = 503

@@ -9,6 +9,7 @@ from omnirt.models import (  # noqa: F401 - each import registers a family
     hibari_tts,
     hunyuan_video,
     ltx_video,
+    musetalk,
     pocketsphinx_asr,
     qwen_image,
     reference_avatar,
@@ -20,5 +21,6 @@ from omnirt.models import (  # noqa: F401 - each import registers a family
     stable_video_diffusion,
     vits,
     wan,
+    wav2lip,
     whisper,
 )

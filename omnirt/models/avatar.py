@@ -8,82 +8,25 @@ turns one chunk of 16 kHz PCM into exactly ``slice_len`` JPEG frames. The same s
 from __future__ import annotations
 
 import abc
-import struct
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from omnirt.avatars.media import SAMPLE_RATE, AvatarSession, SessionSpec, pack_vidx, unpack_vidx
 from omnirt.contracts.types import Artifact
 from omnirt.models.base import BasePipeline, RunContext
 
-SAMPLE_RATE = 16000
-
-
-@dataclass
-class SessionSpec:
-    """The media contract of one avatar session (FlashTalk defaults: 25 fps, 416x704, 28 frames per chunk)."""
-
-    model: str
-    fps: int = 25
-    width: int = 416
-    height: int = 704
-    slice_len: int = 28
-    frame_num: int = 29
-    motion_frames_num: int = 1
-    sample_rate: int = SAMPLE_RATE
-    seed: int = 9999
-    prompt: str = ""
-    jpeg_quality: int = 80
-    config: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def chunk_samples(self) -> int:
-        return self.slice_len * self.sample_rate // self.fps
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "chunk_samples": self.chunk_samples}
-
-
-class AvatarSession(abc.ABC):
-    @abc.abstractmethod
-    def render(self, pcm: Any) -> list[bytes]:
-        """``slice_len`` JPEG frames for one chunk of int16 mono PCM at ``spec.sample_rate``."""
-
-    def update(self, config: dict[str, Any]) -> dict[str, Any]:
-        """Apply live settings; returns the ones accepted."""
-        return {}
-
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release what the session holds."""
-
-
-def pack_vidx(frames: list[bytes]) -> bytes:
-    """``VIDX`` + uint32 count + (uint32 length + JPEG) per frame, little-endian."""
-    parts = [b"VIDX", struct.pack("<I", len(frames))]
-    for frame in frames:
-        parts += [struct.pack("<I", len(frame)), frame]
-    return b"".join(parts)
-
-
-def unpack_vidx(message: bytes) -> list[bytes]:
-    if message[:4] != b"VIDX":
-        raise ValueError("not a VIDX message")
-    (count,) = struct.unpack_from("<I", message, 4)
-    offset, frames = 8, []
-    for _ in range(count):
-        (length,) = struct.unpack_from("<I", message, offset)
-        frames.append(message[offset + 4 : offset + 4 + length])
-        offset += 4 + length
-    if offset != len(message):
-        raise ValueError("trailing bytes after the VIDX frames")
-    return frames
+__all__ = ["SAMPLE_RATE", "AvatarPipeline", "AvatarSession", "SessionSpec", "pack_vidx", "unpack_vidx"]
 
 
 class AvatarPipeline(BasePipeline):
     """Batch audio2video for a realtime avatar model: the audio is rendered chunk by chunk, then muxed to MP4."""
 
+    #: Whether sessions take audio in any size (else each chunk must be exactly ``chunk_samples``).
+    streams_any_size: bool = False
+
     @abc.abstractmethod
-    def open_session(self, spec: SessionSpec, image: bytes | None) -> AvatarSession:
-        """A rendering session for ``spec`` with the portrait ``image`` (None: the model's own)."""
+    def open_session(self, spec: SessionSpec, image: bytes | None, avatars: Any = None) -> AvatarSession:
+        """A rendering session for ``spec``: the prepared avatar ``spec.avatar_id`` from the store ``avatars``, or
+        the portrait ``image``, or (neither) the model's own."""
 
     def prepare_conditions(self, ctx: RunContext) -> dict[str, Any]:
         from omnirt.runtime.audio import load_audio
@@ -96,6 +39,8 @@ class AvatarPipeline(BasePipeline):
             height=int(config.get("height", 704)),
             slice_len=int(config.get("slice_len", 28)),
             seed=int(config.get("seed", 9999)),
+            chunked=not self.streams_any_size,
+            config={key: config[key] for key in ("face_box",) if config.get(key) is not None},
         )
         image = ctx.request.inputs.get("image")
         portrait = _read_bytes(image) if image is not None else None
@@ -116,9 +61,11 @@ class AvatarPipeline(BasePipeline):
         frames: list[bytes] = []
         for index in range(total):
             chunk = audio[index * size : (index + 1) * size]
-            chunk = np.pad(chunk, (0, size - len(chunk)))
+            if spec.chunked:
+                chunk = np.pad(chunk, (0, size - len(chunk)))
             frames += session.render(np.frombuffer(pcm16(chunk), "<i2"))
             ctx.step(index, total)
+        frames += session.flush()
         session.close()
         return frames
 

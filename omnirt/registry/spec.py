@@ -58,6 +58,7 @@ class ModelCapabilities:
     service_adapter: str = ""
     backend_status: dict[str, str] = field(default_factory=dict)
     queue: str | None = None
+    prepared_avatars: bool = False  # realtime avatar models that render prepared avatars from the avatar store
 
 
 @dataclass(frozen=True)

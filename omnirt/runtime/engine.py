@@ -107,13 +107,13 @@ class Engine:
         """Load ``model_id`` (its primary task, default settings) into the warm cache without running it."""
         self.pipeline_for(model_id, backend=backend)
 
-    def pipeline_for(self, model_id: str, *, backend: str = "auto") -> Any:
+    def pipeline_for(self, model_id: str, *, backend: str = "auto", model_path: str | None = None) -> Any:
         """The warm pipeline object for ``model_id`` with default settings, loading it if needed (sessions use it)."""
         from omnirt.registry.registry import get_model
 
         spec = get_model(model_id)
         resolved_backend = resolve_backend(backend)
-        source = self.weights_for(spec, {})
+        source = self.weights_for(spec, {"model_path": model_path} if model_path else {})
         config, _ = resolve_config(spec, {}, read_folder_defaults(source.location) if source.is_local else {})
         dtype, _ = choose_dtype(resolved_backend, config.get("dtype"), spec.resource_hint.get("dtype"))
         request = GenerateRequest(task=spec.task, model=spec.id, backend=resolved_backend.name)
@@ -153,6 +153,8 @@ class Engine:
             model_path=config.get("model_path"),
             models_dir=self.models_dir,
             aliases=(spec.id,) if spec.is_alias else (),
+            markers=tuple(spec.resource_hint.get("weights_markers", ())),
+            file_ok=bool(spec.resource_hint.get("weights_markers")),
         )
 
     def _load(

@@ -89,14 +89,19 @@ def resolve_weights(
     model_path: str | None = None,
     models_dir: Path | None = None,
     aliases: tuple[str, ...] = (),
+    markers: tuple[str, ...] = (),
+    file_ok: bool = False,
 ) -> WeightsSource:
-    """Find the weights for ``model_id``; one clear error naming every place looked at when there are none."""
+    """Find the weights for ``model_id``; one clear error naming every place looked at when there are none.
+
+    A models-dir folder counts when it holds ``model_index.json``, ``config.json``, ``omnirt.json`` or one of the
+    family's ``markers`` (e.g. ``wav2lip.pth``); ``file_ok`` lets ``model_path`` name a single weights file."""
     from omnirt.contracts.errors import WeightsNotFoundError
 
     looked: list[str] = []
     if model_path:
         expanded = Path(model_path).expanduser()
-        if expanded.is_dir():
+        if expanded.is_dir() or (expanded.is_file() and file_ok):
             return WeightsSource(str(expanded.resolve()), "model_path")
         if _looks_like_hub_id(model_path):
             return WeightsSource(model_path, "model_path")
@@ -106,7 +111,8 @@ def resolve_weights(
     folder_root = models_dir or default_models_dir()
     for name in (model_id, *aliases):
         candidate = folder_root / name
-        if (candidate / "model_index.json").is_file() or (candidate / "config.json").is_file():
+        names = ("model_index.json", "config.json", FOLDER_DEFAULTS_FILE, *markers)
+        if any((candidate / marker).exists() for marker in names):
             return WeightsSource(str(candidate.resolve()), "models_dir")
     looked.append(
         f"models dir {folder_root / model_id} (set --models-dir or OMNIRT_MODELS_DIR; `omnirt make-tiny` writes there)"

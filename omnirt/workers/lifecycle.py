@@ -50,15 +50,20 @@ def worker_device() -> str:
 def describe_process() -> dict[str, Any]:
     import psutil
 
+    from omnirt.avatars.names import avatar_readiness
+    from omnirt.avatars.scheduler import describe_schedulers
     from omnirt.runtime.engine import get_default_engine
 
     engine = get_default_engine()
+    queues = worker_queues()
     return {
         "node": node_name(),
         "pid": os.getpid(),
         "device": worker_device(),
-        "queues": worker_queues(),
+        "queues": queues,
         "loaded_models": engine.loaded_models(),
+        "avatar_models": avatar_readiness(queues, models_dir=engine.models_dir),
+        "avatar_schedulers": describe_schedulers(),
         "memory": {"rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1)},
     }
 

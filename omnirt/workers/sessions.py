@@ -1,10 +1,15 @@
 """Realtime avatar sessions on a worker: each session is a lease, run by a loop in its own thread.
 
-A worker process hosts up to ``OMNIRT_SESSION_CAPACITY`` sessions at once (default 4), all sharing the warm model.
-The loop claims the session's lease, opens a rendering session, answers ``ready`` with the media contract, then
-for each inbound message: renders an audio chunk to one ``video`` message (``VIDX`` plus timings), applies a
-config update, cancels, or closes. A session with no input for ``OMNIRT_SESSION_IDLE_S`` (default 60 s) ends with
-an ``idle_timeout`` error. If the process dies, the front end sees the worker's heartbeat vanish and tells the client.
+A worker process hosts up to ``OMNIRT_SESSION_CAPACITY`` sessions at once (default 4), all sharing the warm model, and
+admits a session only while the model's measured frames per second cover it (lip-sync models, see
+:mod:`omnirt.avatars.scheduler`).
+
+The loop claims the session's lease, opens a rendering session, answers ``ready`` with the media contract, then for
+each inbound message: renders audio to one ``video`` message (``VIDX`` plus timings), applies a config update,
+flushes, cancels, or closes. A session that streams audio of any size and then stops is flushed after
+``OMNIRT_SESSION_FLUSH_S`` (0.3 s): the frames its audio covers go out. A session with no input for
+``OMNIRT_SESSION_IDLE_S`` (default 60 s) ends with an ``idle_timeout`` error. If the process dies, the front end sees
+the worker's heartbeat vanish and tells the client.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from omnirt.avatars.media import MessageKind as Kind
+from omnirt.avatars.media import SessionSpec, pack_vidx
+from omnirt.avatars.scheduler import scheduler_of
 from omnirt.contracts.errors import OmniRTError
 from omnirt.events.channels import Message
-from omnirt.models.avatar import SessionSpec, pack_vidx
 
 if TYPE_CHECKING:
     from omnirt.backplane import Backplane
@@ -44,9 +51,19 @@ class SessionHost:
         self.active: set[str] = set()
         self._lock = threading.Lock()
 
-    def try_start(self, session_id: str, *, backplane: Backplane, engine: Engine, worker_id: str) -> bool:
+    def try_start(
+        self,
+        session_id: str,
+        *,
+        backplane: Backplane,
+        engine: Engine,
+        worker_id: str,
+        model: str = "",
+        fps: float = 0.0,
+    ) -> bool:
+        """Start the session if a slot is free and the model's measured capacity covers it."""
         with self._lock:
-            if len(self.active) >= self.capacity:
+            if len(self.active) >= self.capacity or (model and not admits(model, fps)):
                 return False
             self.active.add(session_id)
         thread = threading.Thread(
@@ -80,6 +97,12 @@ def get_session_host() -> SessionHost:
         return _HOST
 
 
+def admits(model: str, fps: float) -> bool:
+    """Whether this process's measured capacity for ``model`` covers one more session at ``fps``."""
+    scheduler = scheduler_of(model)
+    return scheduler is None or scheduler.admits(fps)
+
+
 def run_session(session_id: str, *, backplane: Backplane, engine: Engine, worker_id: str) -> None:
     channels = backplane.sessions
     record = channels.claim(session_id, worker_id)
@@ -90,55 +113,76 @@ def run_session(session_id: str, *, backplane: Backplane, engine: Engine, worker
     def out(kind: str, data: bytes = b"", **meta: Any) -> None:
         channels.send(session_id, "out", Message(kind, meta, data))
 
-    spec = SessionSpec(**json.loads(record["spec"]))
+    spec = SessionSpec.from_dict(json.loads(record["spec"]))
     image = base64.b64decode(record["image"]) if record.get("image") else None
     try:
         pipeline = engine.pipeline_for(spec.model, backend=record.get("backend", "auto"))
-        session = pipeline.open_session(spec, image)
+        session = pipeline.open_session(spec, image, backplane.avatars)
     except OmniRTError as exc:
-        out("error", code=exc.code, message=exc.message)
+        out(Kind.ERROR, code=exc.code, message=exc.message)
         channels.set_state(session_id, "closed")
         return
-    out("ready", spec=spec.to_dict(), worker_id=worker_id)
+    out(Kind.READY, spec=spec.to_dict(), worker_id=worker_id, session=session.describe())
     created_ms = float(record.get("created_ms", time.time() * 1000))
     inbound = channels.reader(session_id, "in")
-    chunk_index, cancelled, last_input = 0, False, time.monotonic()
+    chunk_index, cancelled, last_input, owed = 0, False, time.monotonic(), False
+    flush_after = backplane.settings.session_flush_s
+
+    def video(frames: list[bytes], started: float, rendered: float) -> None:
+        nonlocal chunk_index
+        payload = pack_vidx(frames)
+        meta = {
+            "chunk_index": chunk_index,
+            "infer_ms": round((rendered - started) * 1000, 3),
+            "encode_ms": round((time.perf_counter() - rendered) * 1000, 3),
+            "frames": len(frames),
+        }
+        if chunk_index == 0:
+            meta["ttff_ms"] = round(time.time() * 1000 - created_ms, 3)
+        out(Kind.VIDEO, payload, **meta)
+        chunk_index += 1
+
     try:
         while True:
-            message = inbound.get(timeout=0.5)
+            message = inbound.get(timeout=min(0.5, flush_after) if owed else 0.5)
             if message is None:
+                if owed and time.monotonic() - last_input > flush_after:
+                    # The audio stopped mid-utterance: the frames it covers go out, unasked.
+                    owed = False
+                    started = time.perf_counter()
+                    frames = session.flush()
+                    if frames:
+                        video(frames, started, time.perf_counter())
                 if time.monotonic() - last_input > idle_timeout_s():
-                    out("error", code="idle_timeout", message=f"No input for {idle_timeout_s():g} s; session closed.")
+                    message_text = f"No input for {idle_timeout_s():g} s; session closed."
+                    out(Kind.ERROR, code="idle_timeout", message=message_text)
                     return
                 continue
             last_input = time.monotonic()
-            if message.kind == "audio":
+            if message.kind in (Kind.AUDIO, Kind.FLUSH):
                 if cancelled:
-                    out("error", code="session_cancelled", message="The session was cancelled.")
+                    out(Kind.ERROR, code="session_cancelled", message="The session was cancelled.")
                     continue
                 import numpy as np
 
                 started = time.perf_counter()
-                frames = session.render(np.frombuffer(message.data, "<i2"))
-                rendered = time.perf_counter()
-                payload = pack_vidx(frames)
-                meta = {
-                    "chunk_index": chunk_index,
-                    "infer_ms": round((rendered - started) * 1000, 3),
-                    "encode_ms": round((time.perf_counter() - rendered) * 1000, 3),
-                    "frames": len(frames),
-                }
-                if chunk_index == 0:
-                    meta["ttff_ms"] = round(time.time() * 1000 - created_ms, 3)
-                out("video", payload, **meta)
-                chunk_index += 1
-            elif message.kind == "config":
-                out("config_ok", updated=session.update(message.meta.get("config", {})))
-            elif message.kind == "cancel":
+                try:
+                    if message.kind == Kind.AUDIO:
+                        frames = session.render(np.frombuffer(message.data, "<i2"))
+                        owed = not spec.chunked
+                    else:
+                        frames, owed = session.flush(), False
+                except OmniRTError as exc:
+                    out(Kind.ERROR, code=exc.code, message=exc.message)
+                    continue
+                video(frames, started, time.perf_counter())
+            elif message.kind == Kind.CONFIG:
+                out(Kind.CONFIG_OK, updated=session.update(message.meta.get("config", {})))
+            elif message.kind == Kind.CANCEL:
                 cancelled = True
-                out("cancelled")
-            elif message.kind == "close":
-                out("closed")
+                out(Kind.CANCELLED)
+            elif message.kind == Kind.CLOSE:
+                out(Kind.CLOSED)
                 return
     finally:
         session.close()

@@ -105,6 +105,11 @@ class FlashTalkUpstreamSession(AvatarSession):
     summary="SoulX-FlashTalk 14B via its resident WebSocket server (proxy, or launched and supervised by the worker).",
 )
 class FlashTalk(AvatarPipeline):
+    @staticmethod
+    def upstream_configured() -> bool:
+        """Whether this process knows a FlashTalk server to use or to launch."""
+        return bool(os.environ.get("OMNIRT_FLASHTALK_UPSTREAM") or os.environ.get("OMNIRT_FLASHTALK_COMMAND"))
+
     def __init__(self, *, spec: Any, backend: Any, dtype: str, **_: Any) -> None:
         super().__init__(spec=spec, backend=backend, dtype=dtype)
         self.upstream = os.environ.get("OMNIRT_FLASHTALK_UPSTREAM")
@@ -128,7 +133,7 @@ class FlashTalk(AvatarPipeline):
             return f"ws://{self.resident.ensure_running()}/"
         return str(self.upstream)
 
-    def open_session(self, spec: SessionSpec, image: bytes | None) -> AvatarSession:
+    def open_session(self, spec: SessionSpec, image: bytes | None, avatars: Any = None) -> AvatarSession:
         with self._lock:
             url = self.url()
         try:

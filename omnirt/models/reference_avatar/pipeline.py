@@ -177,6 +177,6 @@ class ReferenceAvatar(AvatarPipeline):
                 self._portrait = default_portrait()
             return self._portrait
 
-    def open_session(self, spec: SessionSpec, image: bytes | None) -> AvatarSession:
+    def open_session(self, spec: SessionSpec, image: bytes | None, avatars: Any = None) -> AvatarSession:
         portrait = decode_portrait(image) if image else self.portrait()
         return ReferenceAvatarSession(spec, portrait)
