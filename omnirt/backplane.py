@@ -192,18 +192,20 @@ class Backplane:
 
     def live_queues(self) -> set[str]:
         """Queues some live worker consumes (cached for a second: heartbeats change no faster)."""
-        return self._cached(
+        return self.cached(
             "live_queues",
             lambda: {queue_name for worker in self.workers.workers() for queue_name in worker.get("queues", [])},
         )
 
     def queued_jobs(self) -> int:
         """Jobs waiting in all queues, for back-pressure (cached for a second)."""
-        return self._cached(
+        return self.cached(
             "queued", lambda: sum(count for (state, _model), count in self.store.counts().items() if state == "queued")
         )
 
-    def _cached(self, name: str, compute: Any, ttl_s: float = 1.0) -> Any:
+    def cached(self, name: str, compute: Any, ttl_s: float = 1.0) -> Any:
+        """``compute()``, remembered for ``ttl_s`` seconds under ``name`` (for values that change no faster than
+        heartbeats)."""
         now = time.monotonic()
         hit = self._cache.get(name)
         if hit is not None and now - hit[0] < ttl_s:

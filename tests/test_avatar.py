@@ -73,9 +73,11 @@ def mouth_change(frames_a: list[Any], frames_b: list[Any], box: tuple[int, int, 
 
 
 def mouth_box(spec_width: int, spec_height: int) -> tuple[int, int, int, int]:
-    from omnirt.models.reference_avatar.pipeline import default_portrait, find_face, fit
+    from omnirt.avatars.session import fit_frame
+    from omnirt.avatars.store import default_portrait
+    from omnirt.models.reference_avatar.pipeline import find_face
 
-    x, y, w, h = find_face(fit(default_portrait(), spec_width, spec_height))
+    x, y, w, h = find_face(fit_frame(default_portrait(), spec_width, spec_height)[0])
     return x + w // 4, y + int(h * 0.65), w // 2, int(h * 0.3)
 
 

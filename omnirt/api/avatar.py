@@ -29,7 +29,7 @@ from omnirt.avatars.media import MessageKind as Kind
 from omnirt.contracts.errors import OmniRTError
 from omnirt.events.channels import Message
 from omnirt.registry.registry import get_model
-from omnirt.tasks.routing import choose_queue
+from omnirt.tasks.routing import candidate_queues, choose_queue
 
 bp = Blueprint("avatar", __name__)
 
@@ -56,7 +56,9 @@ def readiness(model: str) -> str:
     spec = get_model(model, "audio2video")
     if plane.settings.embedded:
         return names.local_readiness(spec)
-    return plane._cached(f"readiness:{model}", lambda: names.fleet_readiness(spec, plane.workers.workers()))
+    return plane.cached(
+        f"readiness:{model}", lambda: names.fleet_readiness(spec, plane.workers.workers(), candidate_queues)
+    )
 
 
 def resolve_avatar(name: str) -> str:

@@ -14,7 +14,7 @@ the name) or ``not_configured`` (a service-backed model without its upstream).
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,24 +89,24 @@ def local_readiness(spec: ModelSpec, *, models_dir: Any = None) -> str:
     return READY
 
 
-def avatar_readiness(queues: Iterable[str], *, models_dir: Any = None) -> dict[str, str]:
+QueuesOf = Callable[[ModelSpec], list[str]]  # the queues that can serve a model (tasks.routing.candidate_queues)
+
+
+def avatar_readiness(queues: Iterable[str], queues_of: QueuesOf, *, models_dir: Any = None) -> dict[str, str]:
     """For a worker's heartbeat: the readiness of every realtime avatar model its queues serve."""
     from omnirt.registry.registry import list_available_models
-    from omnirt.tasks.routing import candidate_queues
 
     served = set(queues)
     return {
         spec.id: local_readiness(spec, models_dir=models_dir)
         for spec in list_available_models()
-        if spec.task == "audio2video" and spec.capabilities.realtime and served.intersection(candidate_queues(spec))
+        if spec.task == "audio2video" and spec.capabilities.realtime and served.intersection(queues_of(spec))
     }
 
 
-def fleet_readiness(spec: ModelSpec, workers: list[dict[str, Any]]) -> str:
+def fleet_readiness(spec: ModelSpec, workers: list[dict[str, Any]], queues_of: QueuesOf) -> str:
     """A model's readiness across live workers: ``ready`` if any worker says so, else the most telling reason."""
-    from omnirt.tasks.routing import candidate_queues
-
-    queues = set(candidate_queues(spec))
+    queues = set(queues_of(spec))
     reasons = [
         (worker.get("avatar_models") or {}).get(spec.id, "no_worker")
         for worker in workers

@@ -77,6 +77,17 @@ def avatar_id_for(data: bytes, face_box: list[int] | None) -> str:
     return "av_" + digest.hexdigest()[:24]
 
 
+def default_portrait() -> np.ndarray:
+    """The portrait used when a request names none: scikit-image's bundled astronaut photograph (public domain)."""
+    try:
+        from skimage import data
+    except ImportError as exc:
+        from omnirt.contracts.errors import DependencyUnavailableError
+
+        raise DependencyUnavailableError("scikit-image is not installed; send an image instead.") from exc
+    return data.astronaut()
+
+
 def decode_image(data: bytes) -> np.ndarray:
     """RGB pixels of a PNG/JPEG/WebP/BMP; ``bad_image`` when unreadable."""
     from omnirt.avatars.face import require_cv2

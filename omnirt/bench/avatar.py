@@ -37,9 +37,10 @@ def _portrait_b64() -> str:
     import base64
 
     import cv2
-    from skimage import data
 
-    return base64.b64encode(cv2.imencode(".png", cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))[1]).decode()
+    from omnirt.avatars.store import default_portrait
+
+    return base64.b64encode(cv2.imencode(".png", cv2.cvtColor(default_portrait(), cv2.COLOR_RGB2BGR))[1]).decode()
 
 
 def _weights(model: str, weights: str | None, root: Any) -> None:

@@ -38,9 +38,10 @@ def _timed(work: Any, seconds: float) -> float:
 
 def _portrait(side: int = 512) -> np.ndarray:
     import cv2
-    from skimage import data
 
-    return cv2.resize(data.astronaut(), (side, side), interpolation=cv2.INTER_AREA)
+    from omnirt.avatars.store import default_portrait
+
+    return cv2.resize(default_portrait(), (side, side), interpolation=cv2.INTER_AREA)
 
 
 def _eager_fp32(model: str, weights: str, features: Any, inputs: dict[str, np.ndarray]) -> Any:
@@ -71,7 +72,7 @@ def run(*, model: str = "wav2lip", device: str = "cpu", weights: str | None = No
     from omnirt.avatars.media import SessionSpec
     from omnirt.avatars.scheduler import FrameScheduler
     from omnirt.avatars.session import LipSyncSession, SessionAvatar
-    from omnirt.avatars.store import AvatarIndex, AvatarStore
+    from omnirt.avatars.store import AvatarIndex, AvatarStore, face_boxes
     from omnirt.registry.registry import ensure_models_loaded
     from omnirt.runtime.engine import Engine
 
@@ -85,8 +86,6 @@ def run(*, model: str = "wav2lip", device: str = "cpu", weights: str | None = No
     network = pipeline.network
     spec = SessionSpec(model=model, chunked=True)
     portrait = _portrait()
-    from omnirt.avatars.store import face_boxes
-
     layout = SessionAvatar.build(network, [portrait], face_boxes([portrait], None, "the portrait"), 416, 704)
     rows = [0] * BATCH
     audio = np.random.default_rng(0).normal(0, 0.1, 16000 * 2).astype(np.float32)

@@ -18,10 +18,36 @@ from omnirt.avatars.lipsync import LipSyncNetwork
 from omnirt.avatars.media import AvatarSession, SessionSpec
 from omnirt.avatars.scheduler import scheduler_for
 from omnirt.avatars.session import LipSyncSession, SessionAvatar
-from omnirt.avatars.store import AvatarStore, decode_image, face_boxes
-from omnirt.contracts.errors import DependencyUnavailableError
+from omnirt.avatars.store import AvatarStore, decode_image, default_portrait, face_boxes
 from omnirt.models.avatar import AvatarPipeline
 from omnirt.runtime.backends import Backend
+
+#: Registry fields every lip-sync family shares; a family adds its id, weights hints, defaults and summary.
+LIPSYNC_CAPABILITIES: dict[str, Any] = {
+    "task": "audio2video",
+    "required_inputs": ("audio",),
+    "optional_inputs": ("image", "prompt"),
+    "supported_config": (
+        "fps",
+        "width",
+        "height",
+        "slice_len",
+        "seed",
+        "output_dir",
+        "face_box",
+        "batch_size",
+        "dtype",
+        "model_path",
+    ),
+    "artifact_kind": "video",
+    "tier": "core",
+    "maturity": "beta",
+    "realtime": True,
+    "streaming": True,
+    "service_adapter": "realtime-avatar.ws.v1",
+    "prepared_avatars": True,
+    "backend_status": {"cpu": "supported", "cuda": "supported", "ascend": "supported"},
+}
 
 
 class LipSyncPipeline(AvatarPipeline):
@@ -68,12 +94,3 @@ class LipSyncPipeline(AvatarPipeline):
             boxes = face_boxes([portrait], face_box, "the picture")
             layout = SessionAvatar.build(self.network, [portrait], boxes, spec.width, spec.height)
         return LipSyncSession(spec, self.network, scheduler, layout)
-
-
-def default_portrait() -> Any:
-    """The portrait used when a request names none: scikit-image's bundled astronaut photograph (public domain)."""
-    try:
-        from skimage import data
-    except ImportError as exc:
-        raise DependencyUnavailableError("scikit-image is not installed; send an image instead.") from exc
-    return data.astronaut()

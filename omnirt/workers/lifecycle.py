@@ -53,6 +53,7 @@ def describe_process() -> dict[str, Any]:
     from omnirt.avatars.names import avatar_readiness
     from omnirt.avatars.scheduler import describe_schedulers
     from omnirt.runtime.engine import get_default_engine
+    from omnirt.tasks.routing import candidate_queues
 
     engine = get_default_engine()
     queues = worker_queues()
@@ -62,7 +63,7 @@ def describe_process() -> dict[str, Any]:
         "device": worker_device(),
         "queues": queues,
         "loaded_models": engine.loaded_models(),
-        "avatar_models": avatar_readiness(queues, models_dir=engine.models_dir),
+        "avatar_models": avatar_readiness(queues, candidate_queues, models_dir=engine.models_dir),
         "avatar_schedulers": describe_schedulers(),
         "memory": {"rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1)},
     }

@@ -11,43 +11,22 @@ from __future__ import annotations
 from typing import Any
 
 from omnirt.avatars.lipsync import LipSyncNetwork
-from omnirt.models.lipsync import LipSyncPipeline
+from omnirt.models.lipsync import LIPSYNC_CAPABILITIES, LipSyncPipeline
 from omnirt.registry.registry import register_model
 from omnirt.runtime.backends import Backend
 
 
 @register_model(
     id="musetalk-1.5",
-    task="audio2video",
     hub_id="TMElyralab/MuseTalk",
     # The markers let a models-dir folder in upstream's layout (which has no config.json at its top) be found.
     resource_hint={"min_vram_gb": 4, "weights_markers": ("musetalkV15", "musetalk")},
-    required_inputs=("audio",),
-    optional_inputs=("image", "prompt"),
-    supported_config=(
-        "fps",
-        "width",
-        "height",
-        "slice_len",
-        "seed",
-        "output_dir",
-        "face_box",
-        "batch_size",
-        "dtype",
-        "model_path",
-    ),
     default_config={"fps": 25, "width": 416, "height": 704, "slice_len": 28, "batch_size": 8},
-    artifact_kind="video",
-    tier="core",
-    maturity="beta",
-    realtime=True,
-    streaming=True,
-    service_adapter="realtime-avatar.ws.v1",
-    prepared_avatars=True,
     summary=(
         "MuseTalk 1.5: single-step latent inpainting of the mouth (SD VAE + UNet + whisper-tiny audio); realtime "
         "on a GPU. Code MIT; the weights allow commercial use."
     ),
+    **LIPSYNC_CAPABILITIES,
 )
 class MuseTalkPipeline(LipSyncPipeline):
     """MuseTalk 1.5: the avatar domain drives its :class:`MuseTalkNetwork`."""

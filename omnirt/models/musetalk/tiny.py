@@ -21,29 +21,23 @@ from pathlib import Path
 from typing import Any
 
 from omnirt.models.tiny_common import seed_everything
+from omnirt.models.whisper.tiny import WHISPER_CONFIG
 from omnirt.runtime.weights import write_folder_defaults
 
 #: The tiny Whisper encoder's width; the UNet's ``cross_attention_dim`` follows it.
 TINY_WHISPER_WIDTH = 16
 
+# whisper-small's tiny front end (the Whisper family's), with the 4 encoder layers MuseTalk's 5 hidden states need.
 TINY_WHISPER_CONFIG: dict[str, Any] = {
+    **WHISPER_CONFIG,
     "d_model": TINY_WHISPER_WIDTH,
     "encoder_layers": 4,
-    "decoder_layers": 1,
-    "encoder_attention_heads": 2,
-    "decoder_attention_heads": 2,
-    "encoder_ffn_dim": 32,
-    "decoder_ffn_dim": 32,
-    "num_mel_bins": 80,
-    "max_source_positions": 1500,
     "max_target_positions": 16,
     "vocab_size": 16,
     "pad_token_id": 0,
     "bos_token_id": 1,
     "eos_token_id": 1,
     "decoder_start_token_id": 2,
-    "begin_suppress_tokens": [],
-    "suppress_tokens": [],
 }
 
 TINY_UNET_CONFIG: dict[str, Any] = {

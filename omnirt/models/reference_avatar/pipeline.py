@@ -6,8 +6,8 @@ opening follows the loudness of that frame's slice of audio (with a quick attack
 moves). The portrait is the user's ``ref_image``, or scikit-image's bundled astronaut photograph. It renders exactly
 ``slice_len`` JPEG frames per chunk at the session's size.
 
-It is the embedded default avatar and the stand-in for ``flashtalk``, ``wav2lip``, ``quicktalk``, ... when their
-weights are not installed; discovery reports it as such.
+It is the embedded default avatar. It answers its own name only; an operator may map another name to it in the
+alias map, and discovery then says so.
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from omnirt.contracts.errors import DependencyUnavailableError, RequestValidationError
+from omnirt.avatars.face import require_cv2
+from omnirt.avatars.session import fit_frame
+from omnirt.avatars.store import default_portrait
+from omnirt.contracts.errors import RequestValidationError
 from omnirt.models.avatar import AvatarPipeline, AvatarSession, SessionSpec
 from omnirt.registry.registry import register_model
 
@@ -25,50 +28,19 @@ ATTACK = 0.7
 RELEASE = 0.35
 
 
-def _require_cv2() -> Any:
-    try:
-        import cv2
-    except ImportError as exc:
-        raise DependencyUnavailableError("opencv-python-headless is not installed (the avatar extra).") from exc
-    return cv2
-
-
-def default_portrait() -> Any:
-    """RGB portrait bundled with scikit-image."""
-    try:
-        from skimage import data
-    except ImportError as exc:
-        raise DependencyUnavailableError("scikit-image is not installed; send a ref_image instead.") from exc
-    return data.astronaut()
-
-
 def decode_portrait(image: bytes) -> Any:
     import numpy as np
 
-    cv2 = _require_cv2()
+    cv2 = require_cv2()
     decoded = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR)
     if decoded is None:
         raise RequestValidationError("ref_image is not a readable PNG or JPEG image.")
     return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 
-def fit(image: Any, width: int, height: int) -> Any:
-    """Scale to cover width x height, then crop the centre (keeps the upper part, where faces usually are)."""
-    cv2 = _require_cv2()
-    scale = max(width / image.shape[1], height / image.shape[0])
-    resized = cv2.resize(
-        image,
-        (max(width, round(image.shape[1] * scale)), max(height, round(image.shape[0] * scale))),
-        interpolation=cv2.INTER_AREA,
-    )
-    left = (resized.shape[1] - width) // 2
-    top = min((resized.shape[0] - height) // 3, resized.shape[0] - height)
-    return resized[top : top + height, left : left + width].copy()
-
-
 def find_face(image: Any) -> tuple[int, int, int, int]:
     """(x, y, w, h) of the largest face, or a centred guess when none is found."""
-    cv2 = _require_cv2()
+    cv2 = require_cv2()
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
     side = min(image.shape[:2])
@@ -83,12 +55,12 @@ def find_face(image: Any) -> tuple[int, int, int, int]:
 class ReferenceAvatarSession(AvatarSession):
     def __init__(self, spec: SessionSpec, portrait: Any) -> None:
         self.spec = spec
-        self.base = fit(portrait, spec.width, spec.height)
+        self.base = fit_frame(portrait, spec.width, spec.height)[0]
         x, y, w, h = find_face(self.base)
         self.center = (x + w // 2, y + int(h * 0.8))
         self.half_width = max(4, int(w * 0.2))
         self.max_open = max(3, int(h * 0.12))
-        cv2 = _require_cv2()
+        cv2 = require_cv2()
         patch = self.base[y + int(h * 0.75) : y + int(h * 0.85), x + w // 3 : x + 2 * w // 3]
         tone = patch.reshape(-1, 3).mean(axis=0) if patch.size else (150, 100, 90)
         self.lip = tuple(int(value * 0.6) for value in tone)
@@ -121,7 +93,7 @@ class ReferenceAvatarSession(AvatarSession):
         return targets
 
     def render(self, pcm: Any) -> list[bytes]:
-        cv2 = _require_cv2()
+        cv2 = require_cv2()
         frames = []
         for target in self.levels(pcm):
             rate = ATTACK if target > self.openness else RELEASE
@@ -167,7 +139,7 @@ class ReferenceAvatarSession(AvatarSession):
 class ReferenceAvatar(AvatarPipeline):
     def __init__(self, *, spec: Any, backend: Any, dtype: str, **_: Any) -> None:
         super().__init__(spec=spec, backend=backend, dtype=dtype)
-        _require_cv2()
+        require_cv2()
         self._portrait: Any = None
         self._lock = threading.Lock()
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from omnirt.avatars.lipsync import LipSyncNetwork
 from omnirt.contracts.errors import WeightsInvalidError
-from omnirt.models.lipsync import LipSyncPipeline
+from omnirt.models.lipsync import LIPSYNC_CAPABILITIES, LipSyncPipeline
 from omnirt.registry.registry import register_model
 from omnirt.runtime.backends import Backend
 
@@ -24,33 +24,11 @@ from omnirt.runtime.backends import Backend
 FACE_SIZE_BY_MODEL = {"wav2lip": 96, "wav2lip-256": 256}
 
 COMMON: dict[str, Any] = {
-    "task": "audio2video",
+    **LIPSYNC_CAPABILITIES,
     "hub_id": None,
     # The markers let a models-dir folder holding only the published checkpoint be found (there is no config.json).
     "resource_hint": {"min_vram_gb": 1, "weights_markers": ("wav2lip_gan.pth", "wav2lip.pth")},
-    "required_inputs": ("audio",),
-    "optional_inputs": ("image", "prompt"),
-    "supported_config": (
-        "fps",
-        "width",
-        "height",
-        "slice_len",
-        "seed",
-        "output_dir",
-        "face_box",
-        "batch_size",
-        "dtype",
-        "model_path",
-    ),
     "default_config": {"fps": 25, "width": 416, "height": 704, "slice_len": 28, "batch_size": 16},
-    "artifact_kind": "video",
-    "tier": "core",
-    "maturity": "beta",
-    "realtime": True,
-    "streaming": True,
-    "service_adapter": "realtime-avatar.ws.v1",
-    "prepared_avatars": True,
-    "backend_status": {"cpu": "supported", "cuda": "supported", "ascend": "supported"},
 }
 
 
