@@ -85,6 +85,8 @@ class EmbeddedDispatcher:
         self._lock = threading.Lock()
 
     def start(self) -> None:
+        from omnirt.avatars.scheduler import set_frame_lanes
+        from omnirt.runtime.engine import get_default_engine
         from omnirt.tasks.routing import all_tier_queues
         from omnirt.workers.heartbeat import Heartbeat
         from omnirt.workers.reaper import Reaper
@@ -93,6 +95,8 @@ class EmbeddedDispatcher:
             if self._started:
                 return
             settings = self.backplane.settings
+            get_default_engine().torch_threads = settings.torch_threads
+            set_frame_lanes(settings.lanes())
             for worker_id in self.worker_ids:
                 heartbeat = Heartbeat(
                     self.backplane.workers,

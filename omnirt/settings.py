@@ -50,11 +50,20 @@ class Settings:
     avatar_dir: Path | None = None  # default: "avatars" beside the artifact directory
     max_avatar_video_bytes: int = 50 * 2**20
     session_flush_s: float = 0.3
+    torch_threads: int = 1  # intra-op threads per worker process; 0 leaves torch's default (every core)
+    frame_lanes: int = 0  # parallel lip-sync model calls per worker process, each on one core; 0: see lanes()
 
     @property
     def avatar_root(self) -> Path:
         """Where prepared avatars live (OMNIRT_AVATAR_DIR), shared by every process of the fleet."""
         return self.avatar_dir or self.artifact_dir.resolve().parent / "avatars"
+
+    def lanes(self) -> int:
+        """Frame lanes for this process: ``OMNIRT_FRAME_LANES``, else one per core (at most 4) when embedded (one
+        process serves everything) and one in a fleet worker process (a host runs several)."""
+        if self.frame_lanes > 0:
+            return self.frame_lanes
+        return min(4, len(os.sched_getaffinity(0))) if self.embedded else 1
 
     @property
     def embedded(self) -> bool:
@@ -92,6 +101,8 @@ class Settings:
             avatar_dir=Path(os.environ["OMNIRT_AVATAR_DIR"]) if os.environ.get("OMNIRT_AVATAR_DIR") else None,
             max_avatar_video_bytes=_int("OMNIRT_MAX_AVATAR_VIDEO_BYTES", cls.max_avatar_video_bytes),
             session_flush_s=_float("OMNIRT_SESSION_FLUSH_S", cls.session_flush_s),
+            torch_threads=_int("OMNIRT_TORCH_THREADS", cls.torch_threads),
+            frame_lanes=_int("OMNIRT_FRAME_LANES", cls.frame_lanes),
         )
 
 

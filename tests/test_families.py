@@ -9,11 +9,12 @@ import pytest
 from omnirt.contracts.types import GenerateRequest
 from omnirt.registry.registry import list_available_models
 
-# The diffusion families (speech and avatar families have their own tests: test_speech*.py, test_avatar.py).
+# The diffusion families (speech and avatar families have their own tests: test_speech*.py, test_avatar.py,
+# test_lipsync.py).
 SPECS = [
     spec
     for spec in list_available_models(include_aliases=False)
-    if spec.task not in ("text2audio", "audio2text", "audio2video")
+    if spec.task not in ("text2audio", "audio2text", "audio2video", "avatar_prepare")
 ]
 
 

@@ -1,9 +1,11 @@
 """Real lip-sync models on the session path: Wav2Lip (real size, random weights) and MuseTalk 1.5 (tiny), embedded
-and on a fleet (real Redis, a real Celery worker that holds the weights beside one that does not).
+and on a fleet (real Redis, a real Celery worker that holds the weights). A server without Wav2Lip weights is
+covered in test_avatar.py.
 
-Covers the avatar store's routes, preparing once and reusing, both WebSocket protocols (FlashTalk's fixed chunks,
-the native protocol's any-size audio with lookahead and flush), the paste-back (only the mouth region changes,
-and it follows the audio), batch audio2video jobs, and bad input.
+Covers the avatar store's routes, preparing once and reusing (in a session, or as an ``avatar_prepare`` job with
+progress), both WebSocket protocols (FlashTalk's fixed chunks, the native protocol's any-size audio with lookahead
+and flush), the paste-back (only the mouth region changes, and it follows the audio), batch audio2video jobs, and
+bad input.
 """
 
 from __future__ import annotations
@@ -127,6 +129,31 @@ class FlashTalkClient:
 
 def upload(server: ApiServer, data: bytes, field: str = "image", **form: Any) -> requests.Response:
     return requests.post(f"{server.url}/v1/avatars", files={field: ("x", data)}, data=form, timeout=60)
+
+
+def idle_video(path: Path, frames: int, start: int = 0) -> bytes:
+    import av
+    from skimage import data
+
+    portrait = data.astronaut()[:, 56:456]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 400, 512, "yuv420p"
+        for index in range(frames):
+            shifted = np.roll(portrait, start + index * 2, axis=1)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(shifted), format="rgb24")))
+        container.mux(stream.encode())
+    return path.read_bytes()
+
+
+def finished_job(server: ApiServer, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
+    from tests.support.servers import wait_until
+
+    def done() -> dict[str, Any] | None:
+        job = requests.get(f"{server.url}/v1/jobs/{job_id}", timeout=10).json()
+        return job if job["state"] in ("succeeded", "failed", "cancelled") else None
+
+    return wait_until(done, timeout=timeout, interval=0.1)
 
 
 def test_discovery_connects_what_a_worker_can_load(lipsync: ApiServer) -> None:
@@ -255,19 +282,7 @@ def test_bad_avatar_input(lipsync: ApiServer) -> None:
 
 
 def test_video_avatar_plays_forward_then_backward(lipsync: ApiServer, tmp_path: Path) -> None:
-    import av
-    from skimage import data
-
-    path = tmp_path / "idle.mp4"
-    portrait = data.astronaut()[:, 56:456]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 400, 512, "yuv420p"
-        for index in range(5):
-            shifted = np.roll(portrait, index * 2, axis=1)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(shifted), format="rgb24")))
-        container.mux(stream.encode())
-    created = upload(lipsync, path.read_bytes(), field="video")
+    created = upload(lipsync, idle_video(tmp_path / "idle.mp4", 5), field="video")
     assert created.status_code in (200, 201), created.text
     avatar = created.json()
     assert avatar["kind"] == "video" and avatar["frames"] == 5
@@ -313,3 +328,51 @@ def test_audio2video_job_gives_h264_with_aac(lipsync: ApiServer, model: str, tmp
         assert kinds == {"video": "h264", "audio": "aac"}
         frames = sum(1 for _ in container.decode(video=0))
     assert frames == 30  # 1.2 s at 25 fps
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_preparation_is_a_job_with_progress(lipsync: ApiServer, model: str, tmp_path: Path) -> None:
+    size = {"width": 240 + 8 * MODELS.index(model), "height": 320}  # a size nothing else prepared
+    # New content on each server (embedded, fleet): the avatar store is shared, and this avatar must be unprepared.
+    video = idle_video(tmp_path / "idle.mp4", 20, start=0 if lipsync.backplane.settings.embedded else 1)
+    created = upload(lipsync, video, field="video", model=model, **size)
+    assert created.status_code in (200, 201), created.text
+    avatar = created.json()
+    job = finished_job(lipsync, avatar["prepare_job"]["job_id"])
+    assert job["state"] == "succeeded", job.get("error")
+    assert job["task"] == "avatar_prepare" and job["model"] == model
+    progress = [
+        (event["data"]["step"], event["data"]["total"]) for event in job["events"] if event["event"] == "progress"
+    ]
+    assert progress == [(1, 2), (2, 2)]  # 20 template frames, prepared 16 at a time
+    output = job["result"]["outputs"][0]
+    prepared = requests.get(output["url"], timeout=10).json()
+    assert prepared["frames"] == 20 and prepared["cache_hit"] is False and prepared["avatar_id"] == avatar["id"]
+
+    # A session at that size opens on the prepared avatar; preparing again is a cache hit.
+    client = FlashTalkClient(
+        ws_url(lipsync.url, f"/v1/audio2video/{model}"), avatar_id=avatar["id"], **{**SMALL, **size}
+    )
+    assert client.init_ok["preprocessed"] is True
+    assert len(client.chunk(speech(CHUNK))) == 8
+    client.close()
+    again = requests.post(f"{lipsync.url}/v1/avatars/{avatar['id']}/prepare", json={"model": model, **size}, timeout=10)
+    assert again.status_code == 202, again.text
+    repeat = finished_job(lipsync, again.json()["job_id"])
+    assert repeat["state"] == "succeeded"
+    assert requests.get(repeat["result"]["outputs"][0]["url"], timeout=10).json()["cache_hit"] is True
+
+
+def test_preparation_refuses_what_it_cannot_do(lipsync: ApiServer) -> None:
+    avatar = upload(lipsync, portrait_png()).json()
+    prepare = f"{lipsync.url}/v1/avatars/{avatar['id']}/prepare"
+    missing = requests.post(f"{lipsync.url}/v1/avatars/av_missing/prepare", json={"model": "wav2lip"}, timeout=10)
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "avatar_not_found")
+    unnamed = requests.post(prepare, json={}, timeout=10)
+    assert (unnamed.status_code, unnamed.json()["error"]["code"]) == (400, "invalid_request")
+    unknown = requests.post(prepare, json={"model": "no-such-model"}, timeout=10)
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "unknown_model")
+    unloadable = requests.post(prepare, json={"model": "wav2lip-256"}, timeout=10)  # no weights anywhere
+    assert (unloadable.status_code, unloadable.json()["error"]["code"]) == (503, "model_unavailable")
+    odd = requests.post(prepare, json={"model": "wav2lip", "width": 7}, timeout=10)
+    assert (odd.status_code, odd.json()["error"]["code"]) == (400, "bad_config")

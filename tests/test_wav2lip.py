@@ -361,6 +361,7 @@ def test_network_renders_rgb_crops(tiny_folder: Path) -> None:
     assert np.abs(rendered.astype(np.float64) - expected_rgb).max() <= 1
     description = network.describe()
     assert description["device"] == "cpu" and description["batchnorm"] == "folded"
+    assert description["fused_conv_relu"] is True  # the close match above is the fused path's
     assert description["variant"] == "wav2lip-96" and description["compiled"] is False
     with pytest.raises(ValueError, match="uint8"):
         network.prepare_frames(crops.astype(np.float32))

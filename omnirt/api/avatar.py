@@ -22,11 +22,14 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request, send_file
 
 from omnirt.api.errors import ApiError
+from omnirt.api.presenters import job_to_dict
 from omnirt.api.sock import sock
+from omnirt.api.submission import submit
 from omnirt.avatars import names
 from omnirt.avatars.media import MAX_AUDIO_MESSAGE_S, SAMPLE_RATE, SessionSpec
 from omnirt.avatars.media import MessageKind as Kind
 from omnirt.contracts.errors import OmniRTError
+from omnirt.contracts.types import GenerateRequest
 from omnirt.events.channels import Message
 from omnirt.registry.registry import get_model
 from omnirt.tasks.routing import candidate_queues, choose_queue
@@ -560,6 +563,32 @@ def _avatar_body(avatar: Any) -> dict[str, Any]:
     return {**avatar.public(), "preview_url": f"/v1/avatars/{avatar.id}/preview.jpg"}
 
 
+def queue_preparation(avatar_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """Queue an ``avatar_prepare`` job for stored avatar ``avatar_id`` and the model ``fields["model"]`` names, at
+    the session size in ``fields``; returns the job as the jobs API shows it."""
+    plane = backplane()
+    avatar = plane.avatars.get(avatar_id)
+    name = fields.get("model")
+    if not isinstance(name, str) or not name:
+        raise ApiError(400, "invalid_request", "Name the lip-sync model to prepare the avatar for: 'model'.")
+    try:
+        model = resolve_avatar(name)
+        spec = build_spec(model, fields, chunked=True)
+    except SessionError as exc:
+        status = {"unknown_model": 404, "model_unavailable": 503}.get(exc.code, 400)
+        raise ApiError(status, exc.code, exc.message) from None
+    if not get_model(model, "audio2video").capabilities.prepared_avatars:
+        raise ApiError(400, "invalid_request", f"'{model}' renders its own picture; it has no prepared avatars.")
+    job_request = GenerateRequest(
+        task="avatar_prepare",
+        model=model,
+        inputs={"avatar_id": avatar.id},
+        config={"width": spec.width, "height": spec.height},
+    )
+    job, _ = submit(plane, job_request)
+    return job_to_dict(job)
+
+
 def _form_box(raw: str | None) -> list[int] | None:
     if raw in (None, ""):
         return None
@@ -575,10 +604,14 @@ def _form_box(raw: str | None) -> list[int] | None:
 @bp.post("/v1/avatars")
 def create_avatar() -> Any:
     """Store an avatar: multipart `image` (a portrait) or `video` (a short idle clip), optional `face_box`, `name`.
+
+    With `model` (and optionally `width`, `height`), the avatar is also prepared for that lip-sync model by a job on
+    a worker that serves it: the answer's `prepare_job` is that job (progress on its event stream).
     ---
     post:
       responses:
-        201: {description: "The new avatar: {id, name, kind, width, height, frames, fps, face_box, preview_url}"}
+        201: {description: "The new avatar: {id, name, kind, width, height, frames, fps, face_box, preview_url,
+          prepare_job?}"}
         200: {description: "The same content was stored before: that avatar"}
         400: {description: "bad_image, bad_video, bad_face_box, no_face_detected"}
         413: {description: "The video is over the size cap", content: {application/json: {schema: Error}}}
@@ -592,7 +625,36 @@ def create_avatar() -> Any:
     avatar, created = backplane().avatars.add(
         data, kind=kind, name=name, face_box=_form_box(request.form.get("face_box"))
     )
-    return jsonify(_avatar_body(avatar)), 201 if created else 200
+    body = _avatar_body(avatar)
+    if request.form.get("model"):
+        fields: dict[str, Any] = {"model": request.form["model"]}
+        for key in ("width", "height"):
+            if request.form.get(key):
+                try:
+                    fields[key] = int(request.form[key])
+                except ValueError:
+                    raise ApiError(400, "bad_config", f"{key} must be an integer.") from None
+        body["prepare_job"] = queue_preparation(avatar.id, fields)
+    return jsonify(body), 201 if created else 200
+
+
+@bp.post("/v1/avatars/<avatar_id>/prepare")
+def prepare_avatar(avatar_id: str) -> Any:
+    """Prepare a stored avatar for a lip-sync model, as a job on a worker that serves the model.
+
+    Body: `{"model": "wav2lip", "width": 416, "height": 704}`. The job (task `avatar_prepare`) reports progress
+    per batch of template frames on its event stream; its result is `prepared.json` (frames, cache_hit, key).
+    Sessions naming the avatar at that size then open without preparing.
+    ---
+    post:
+      responses:
+        202: {description: The job, content: {application/json: {schema: Job}}}
+        400: {description: "invalid_request, bad_config"}
+        404: {description: "avatar_not_found, unknown_model"}
+        503: {description: "model_unavailable: no live worker can load the model"}
+    """
+    body = request.get_json(force=True, silent=True)
+    return jsonify(queue_preparation(avatar_id, body if isinstance(body, dict) else {})), 202
 
 
 @bp.get("/v1/avatars")

@@ -1,10 +1,14 @@
 """The per-worker frame scheduler: one model call per step for all the sessions a process serves.
 
 Each session asks for the frames it needs next (its audio window, the frame indices, the rows of its avatar's
-prepared inputs) and waits. The scheduler's thread takes frames round-robin across the waiting sessions, one frame
-from each in turn, up to the network's batch cap, so a session with a long backlog never holds back one that needs
-a few frames. It computes each session's audio features, stacks everything into one batch, runs ``render`` once
-and hands every session its crops.
+prepared inputs) and waits. A scheduler thread (a *lane*) takes frames round-robin across the waiting sessions, one
+frame from each in turn, up to the network's batch cap, so a session with a long backlog never holds back one that
+needs a few frames. It computes each session's audio features, stacks everything into one batch, runs ``render``
+once and hands every session its crops.
+
+A process may run several lanes (``OMNIRT_FRAME_LANES``, see :func:`set_frame_lanes`): each makes its own model
+calls on its own core, and the waiting frames are shared out between the idle lanes, so one session's chunk is
+rendered on every lane at once. Small convolutions scale far better this way than with more threads inside one call.
 
 It also measures what it sustains: seconds of model time per frame (from real batches) plus the seconds the
 sessions spend pasting and encoding each frame. Admission asks it whether one more session at ``fps`` still fits.
@@ -53,9 +57,11 @@ class FrameRequest:
 class FrameScheduler:
     """Batches frame requests for one network across every session of this process."""
 
-    def __init__(self, network: LipSyncNetwork, *, batch_cap: int | None = None) -> None:
+    def __init__(self, network: LipSyncNetwork, *, batch_cap: int | None = None, lanes: int = 1) -> None:
         self.network = network
         self.batch_cap = max(1, int(batch_cap or network.batch_cap))
+        self.lanes = max(1, int(lanes))
+        self._idle_lanes = self.lanes
         self._pending: deque[FrameRequest] = deque()
         self._wake = threading.Condition()
         self._sessions: dict[int, float] = {}  # owner -> fps
@@ -64,8 +70,12 @@ class FrameScheduler:
         self.batches = 0
         self.frames_rendered = 0
         self.batch_sizes: deque[int] = deque(maxlen=256)
-        self._thread = threading.Thread(target=self._loop, name="omnirt-frame-scheduler", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"omnirt-frame-lane-{lane}", daemon=True)
+            for lane in range(self.lanes)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     # -- sessions ----------------------------------------------------------------------------------------------
     def attach(self, owner: int, fps: float) -> None:
@@ -84,10 +94,11 @@ class FrameScheduler:
         return float(sum(self._sessions.values()))
 
     def capacity_fps(self) -> float | None:
-        """Frames per second this process sustains, once measured (model time plus paste and encode)."""
+        """Frames per second this process sustains, once measured: model time plus paste and encode per frame,
+        spread over the lanes (each lane is one core's worth of work)."""
         if self.render_s_per_frame is None:
             return None
-        return 1.0 / (self.render_s_per_frame + (self.post_s_per_frame or 0.0))
+        return self.lanes / (self.render_s_per_frame + (self.post_s_per_frame or 0.0))
 
     def admits(self, fps: float) -> bool:
         """Whether one more session at ``fps`` fits beside the ones attached (the first always does)."""
@@ -125,9 +136,11 @@ class FrameScheduler:
         return [crop for crop in request.crops if crop is not None]
 
     def _next_batch(self) -> list[tuple[FrameRequest, list[int]]]:
-        """Round-robin: one frame from each waiting request in turn, up to the batch cap."""
+        """Round-robin: one frame from each waiting request in turn, up to the batch cap, and no more than this
+        lane's share of the waiting frames when other lanes are idle."""
         picks: dict[int, tuple[FrameRequest, list[int]]] = {}
-        budget = self.batch_cap
+        waiting = sum(len(request.frames) - request.taken for request in self._pending)
+        budget = min(self.batch_cap, -(-waiting // max(1, self._idle_lanes)))
         while budget and self._pending:
             progressed = False
             for request in list(self._pending):
@@ -155,6 +168,9 @@ class FrameScheduler:
                 while not self._pending:
                     self._wake.wait()
                 batch = self._next_batch()
+                self._idle_lanes -= 1
+                if self._pending:
+                    self._wake.notify()  # frames are left: another idle lane takes them
             started = time.perf_counter()
             try:
                 features, inputs = [], []
@@ -169,22 +185,26 @@ class FrameScheduler:
                 crops = self.network.render(torch.cat(features) if len(features) > 1 else features[0], stacked)
             except BaseException as exc:
                 log.exception("frame batch failed")
-                for request, _ in batch:
-                    request.error = exc
-                    request.done.set()
+                with self._wake:
+                    self._idle_lanes += 1
+                    for request, _ in batch:
+                        request.error = exc
+                        request.done.set()
                 continue
             count = sum(len(positions) for _, positions in batch)
-            self.render_s_per_frame = _ewma(self.render_s_per_frame, (time.perf_counter() - started) / count)
-            self.batches += 1
-            self.frames_rendered += count
-            self.batch_sizes.append(count)
-            offset = 0
-            for request, positions in batch:
-                for position in positions:
-                    request.crops[position] = crops[offset]
-                    offset += 1
-                if all(crop is not None for crop in request.crops):
-                    request.done.set()
+            with self._wake:
+                self._idle_lanes += 1
+                self.render_s_per_frame = _ewma(self.render_s_per_frame, (time.perf_counter() - started) / count)
+                self.batches += 1
+                self.frames_rendered += count
+                self.batch_sizes.append(count)
+                offset = 0
+                for request, positions in batch:
+                    for position in positions:
+                        request.crops[position] = crops[offset]
+                        offset += 1
+                    if all(crop is not None for crop in request.crops):
+                        request.done.set()
 
     def describe(self) -> dict[str, Any]:
         capacity = self.capacity_fps()
@@ -193,6 +213,7 @@ class FrameScheduler:
             "load_fps": round(self.load_fps(), 2),
             "capacity_fps": round(capacity, 2) if capacity is not None else None,
             "batch_cap": self.batch_cap,
+            "lanes": self.lanes,
             "batches": self.batches,
             "frames": self.frames_rendered,
             "mean_batch": round(sum(self.batch_sizes) / len(self.batch_sizes), 2) if self.batch_sizes else None,
@@ -206,6 +227,13 @@ def _ewma(previous: float | None, value: float) -> float:
 _SCHEDULERS: weakref.WeakKeyDictionary[LipSyncNetwork, FrameScheduler] = weakref.WeakKeyDictionary()
 _MODELS: dict[str, weakref.ReferenceType[FrameScheduler]] = {}
 _LOCK = threading.Lock()
+_LANES = [1]
+
+
+def set_frame_lanes(lanes: int) -> None:
+    """How many lanes the schedulers this process creates from now on run (the worker sets it at start)."""
+    with _LOCK:
+        _LANES[0] = max(1, int(lanes))
 
 
 def scheduler_for(network: LipSyncNetwork, model: str) -> FrameScheduler:
@@ -213,7 +241,7 @@ def scheduler_for(network: LipSyncNetwork, model: str) -> FrameScheduler:
     with _LOCK:
         scheduler = _SCHEDULERS.get(network)
         if scheduler is None:
-            scheduler = _SCHEDULERS[network] = FrameScheduler(network)
+            scheduler = _SCHEDULERS[network] = FrameScheduler(network, lanes=_LANES[0])
         _MODELS[model] = weakref.ref(scheduler)
         return scheduler
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,8 @@ from omnirt.avatars.lipsync import SAMPLE_RATE, LipSyncNetwork
 from omnirt.avatars.media import AvatarSession, SessionSpec
 from omnirt.avatars.scheduler import FrameScheduler
 from omnirt.avatars.store import Avatar
+
+PREPARE_BATCH = 16  # template frames prepared per network call
 
 
 def fit_frame(frame: np.ndarray, width: int, height: int) -> tuple[np.ndarray, float, int, int]:
@@ -78,13 +81,21 @@ class SessionAvatar:
         *,
         avatar: Avatar | None = None,
         cached: Any = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> SessionAvatar:
-        """Lay the avatar out; the network's inputs come from ``cached(compute)`` (the store) or are computed."""
+        """Lay the avatar out; the network's inputs come from ``cached(compute)`` (the store) or are computed,
+        ``PREPARE_BATCH`` template frames at a time, each batch reported to ``progress(index, total)``."""
         fitted, boxes = cls.layout(frames, face_boxes, width, height)
 
         def compute() -> dict[str, np.ndarray]:
             crops = np.stack([cut(frame, box, network.face_size) for frame, box in zip(fitted, boxes, strict=True)])
-            return network.prepare_frames(crops)
+            starts = range(0, len(crops), PREPARE_BATCH)
+            parts = []
+            for index, start in enumerate(starts):
+                parts.append(network.prepare_frames(crops[start : start + PREPARE_BATCH]))
+                if progress is not None:
+                    progress(index, len(starts))
+            return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
         if cached is not None:
             inputs, hit = cached(compute)

@@ -26,6 +26,7 @@ class TaskName(enum.StrEnum):
     AUDIO2VIDEO = "audio2video"
     TEXT2AUDIO = "text2audio"
     AUDIO2TEXT = "audio2text"
+    AVATAR_PREPARE = "avatar_prepare"
 
 
 class BackendName(enum.StrEnum):

@@ -42,6 +42,7 @@ class RunContext:
     on_event: EventSink | None = None
     should_cancel: CancelCheck | None = None
     events: list[StageEvent] = field(default_factory=list)
+    avatars: Any = None  # the fleet's avatar store (omnirt.avatars.store.AvatarStore), for avatar models
 
     def emit(self, event: str, stage: str | None = None, *, keep: bool = True, **data: Any) -> None:
         """Send an event to the listener; ``keep=False`` leaves it out of the run report (bulky media chunks)."""

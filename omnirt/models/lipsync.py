@@ -5,12 +5,17 @@ weights location. Realtime sessions and batch ``audio2video`` jobs then run thro
 prepared once (face boxes, crops, the network's per-frame inputs), audio becomes per-frame features with the context
 the network declares, frames from many sessions are rendered in shared batches, and the faces are pasted back with a
 feathered mask.
+
+Each family is also registered for the ``avatar_prepare`` task (:data:`PREPARE_CAPABILITIES`): a job that prepares a
+stored avatar for the model at a session size on a worker that serves the model, with progress per batch of template
+frames, so that sessions naming the avatar open without preparing (:class:`AvatarPreparation`).
 """
 
 from __future__ import annotations
 
 import abc
 import hashlib
+import json
 from typing import Any
 
 from omnirt.avatars.errors import AvatarNotFoundError
@@ -19,8 +24,12 @@ from omnirt.avatars.media import AvatarSession, SessionSpec
 from omnirt.avatars.scheduler import scheduler_for
 from omnirt.avatars.session import LipSyncSession, SessionAvatar
 from omnirt.avatars.store import AvatarStore, decode_image, default_portrait, face_boxes
+from omnirt.contracts.types import Artifact, GenerateResult
 from omnirt.models.avatar import AvatarPipeline
+from omnirt.models.base import BasePipeline, RunContext, RunReport
 from omnirt.runtime.backends import Backend
+
+PREPARE_TASK = "avatar_prepare"
 
 #: Registry fields every lip-sync family shares; a family adds its id, weights hints, defaults and summary.
 LIPSYNC_CAPABILITIES: dict[str, Any] = {
@@ -49,6 +58,27 @@ LIPSYNC_CAPABILITIES: dict[str, Any] = {
     "backend_status": {"cpu": "supported", "cuda": "supported", "ascend": "supported"},
 }
 
+#: Registry fields of a family's ``avatar_prepare`` entry (its loading, defaults and weights are the family's).
+PREPARE_CAPABILITIES: dict[str, Any] = {
+    **LIPSYNC_CAPABILITIES,
+    "task": PREPARE_TASK,
+    "required_inputs": ("avatar_id",),
+    "optional_inputs": (),
+    "supported_config": ("width", "height", "batch_size", "dtype", "model_path"),
+    "artifact_kind": "text",
+    "realtime": False,
+    "streaming": False,
+    "supports_batching": False,
+    "service_adapter": "",
+}
+
+
+def prepare_entry(family: dict[str, Any]) -> dict[str, Any]:
+    """``register_model`` fields of a family's ``avatar_prepare`` entry, from the family's own fields."""
+    supported = PREPARE_CAPABILITIES["supported_config"]
+    defaults = {key: value for key, value in family.get("default_config", {}).items() if key in supported}
+    return {**family, **PREPARE_CAPABILITIES, "default_config": defaults}
+
 
 class LipSyncPipeline(AvatarPipeline):
     """An avatar model whose frames come from a :class:`LipSyncNetwork`."""
@@ -66,6 +96,11 @@ class LipSyncPipeline(AvatarPipeline):
         """Load the family's network from ``location`` (a weights file or folder) onto ``backend``."""
 
     streams_any_size = True
+
+    def run(self, ctx: RunContext, report: RunReport) -> GenerateResult:
+        if ctx.request.task == PREPARE_TASK:
+            return AvatarPreparation(self).run(ctx, report)
+        return super().run(ctx, report)
 
     def prepared_key(self, spec: SessionSpec) -> str:
         """The store key of this network's inputs for an avatar at the session's size."""
@@ -94,3 +129,76 @@ class LipSyncPipeline(AvatarPipeline):
             boxes = face_boxes([portrait], face_box, "the picture")
             layout = SessionAvatar.build(self.network, [portrait], boxes, spec.width, spec.height)
         return LipSyncSession(spec, self.network, scheduler, layout)
+
+
+class AvatarPreparation(BasePipeline):
+    """``avatar_prepare``: the prepared inputs of stored avatar ``inputs.avatar_id`` for a lip-sync model at
+    ``config.width`` x ``config.height``, computed on the worker that runs the job and saved in the avatar store.
+
+    Stages: read the avatar (``prepare_conditions``), read its template frames (``prepare_latents``), run the
+    network's preparation batch by batch with progress (``denoise_loop``), and write ``prepared.json`` describing
+    the result (``export``). An avatar prepared before is a cache hit and costs one read.
+    """
+
+    def __init__(self, pipeline: LipSyncPipeline) -> None:
+        super().__init__(spec=pipeline.spec, backend=pipeline.backend, dtype=pipeline.dtype)
+        self.pipeline = pipeline
+
+    def prepare_conditions(self, ctx: RunContext) -> dict[str, Any]:
+        store: AvatarStore | None = ctx.avatars
+        avatar_id = str(ctx.request.inputs["avatar_id"])
+        if store is None:
+            raise AvatarNotFoundError(avatar_id)
+        avatar = store.get(avatar_id)
+        config = ctx.config
+        spec = SessionSpec(
+            model=self.spec.id,
+            width=int(config.get("width", 416)),
+            height=int(config.get("height", 704)),
+            avatar_id=avatar.id,
+        )
+        return {"store": store, "avatar": avatar, "spec": spec, "key": self.pipeline.prepared_key(spec)}
+
+    def prepare_latents(self, ctx: RunContext, conditions: dict[str, Any]) -> Any:
+        return conditions["store"].frames(conditions["avatar"])
+
+    def denoise_loop(self, ctx: RunContext, frames: Any, conditions: dict[str, Any]) -> dict[str, Any]:
+        store, avatar, spec, key = (conditions[name] for name in ("store", "avatar", "spec", "key"))
+        layout = SessionAvatar.build(
+            self.pipeline.network,
+            frames,
+            avatar.face_boxes,
+            spec.width,
+            spec.height,
+            avatar=avatar,
+            cached=lambda compute: store.prepared(avatar, key, compute),
+            progress=ctx.step,
+        )
+        return {
+            "avatar_id": avatar.id,
+            "model": self.spec.id,
+            "key": key,
+            "width": spec.width,
+            "height": spec.height,
+            "frames": len(layout.frames),
+            "cache_hit": layout.cache_hit,
+        }
+
+    def decode(self, ctx: RunContext, raw: Any) -> dict[str, Any]:
+        return raw
+
+    def export(self, ctx: RunContext, decoded: dict[str, Any]) -> list[Artifact]:
+        ctx.output_dir.mkdir(parents=True, exist_ok=True)
+        path = ctx.output_dir / "prepared.json"
+        path.write_text(json.dumps(decoded, indent=2))
+        return [
+            Artifact(
+                kind="text",
+                path=str(path),
+                mime="application/json",
+                width=decoded["width"],
+                height=decoded["height"],
+                num_frames=decoded["frames"],
+                bytes=path.stat().st_size,
+            )
+        ]

@@ -12,6 +12,7 @@ _DEFAULT_ROLE = {
     "text2audio": "voice-generation",
     "audio2text": "voice-understanding",
     "audio2video": "realtime-avatar",
+    "avatar_prepare": "realtime-avatar",
     "text2image": "avatar-asset",
     "image2image": "avatar-asset",
     "inpaint": "avatar-asset",

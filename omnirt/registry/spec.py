@@ -32,6 +32,7 @@ TASK_PRIORITY = (
     "audio2video",
     "text2audio",
     "audio2text",
+    "avatar_prepare",
 )
 
 

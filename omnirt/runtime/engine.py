@@ -39,7 +39,10 @@ class Engine:
         output_dir: Path | None = None,
         idle_unload_s: float = 0.0,
         memory_budget_gb: float = 0.0,
+        torch_threads: int | None = None,
     ) -> None:
+        #: torch intra-op threads for this process, set before the first model loads (None or 0: torch's default).
+        self.torch_threads = torch_threads
         self.cache = WarmPipelineCache(
             max_entries=cache_size, idle_unload_s=idle_unload_s, memory_budget_gb=memory_budget_gb
         )
@@ -59,10 +62,12 @@ class Engine:
         job_id: str | None = None,
         output_dir: Path | None = None,
         run_dir: Path | None = None,
+        avatars: Any = None,
     ) -> GenerateResult:
         """Run ``request`` to completion. Raises :class:`RequestValidationError` or the run's own error.
 
         Artifacts go to ``run_dir`` if given, else ``<output_dir>/<run id>/`` (``config.output_dir`` wins over both).
+        ``avatars`` is the avatar store, for avatar models that read prepared avatars.
         """
         validation = validate_request(request, backend=backend)
         validation.raise_for_errors()
@@ -85,6 +90,7 @@ class Engine:
             output_dir=Path(config["output_dir"]).expanduser().resolve() if config.get("output_dir") else run_dir,
             on_event=on_event,
             should_cancel=should_cancel,
+            avatars=avatars,
         )
         for warning in validation.warnings + ([dtype_note] if dtype_note else []):
             ctx.emit("warning", None, message=warning)
@@ -166,6 +172,11 @@ class Engine:
         config: dict[str, Any],
         request: GenerateRequest,
     ) -> Any:
+        if self.torch_threads:
+            import torch
+
+            if torch.get_num_threads() != self.torch_threads:
+                torch.set_num_threads(self.torch_threads)
         estimate = None
         if not spec.weightless:
             estimate = ensure_memory_budget(
@@ -184,13 +195,15 @@ _DEFAULT_LOCK = threading.Lock()
 
 
 def configure_default_engine(settings: Any) -> Engine:
-    """Replace the process-wide engine with one sized by ``settings`` (cache size, idle unload, memory budget)."""
+    """Replace the process-wide engine with one sized by ``settings`` (cache size, idle unload, memory budget, torch
+    threads)."""
     global _DEFAULT_ENGINE
     with _DEFAULT_LOCK:
         _DEFAULT_ENGINE = Engine(
             cache_size=settings.cache_size,
             idle_unload_s=settings.idle_unload_s,
             memory_budget_gb=settings.memory_budget_gb,
+            torch_threads=settings.torch_threads,
         )
         return _DEFAULT_ENGINE
 

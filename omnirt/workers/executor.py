@@ -56,6 +56,7 @@ def execute_job(job_id: str, *, backplane: Backplane, engine: Engine, worker_id:
             should_cancel=should_cancel,
             job_id=job_id,
             run_dir=backplane.settings.artifact_dir.resolve() / job_id,
+            avatars=backplane.avatars,
         )
     except JobCancelledError:
         events.flush()

@@ -75,6 +75,7 @@ def start_process_services() -> None:
     if _services_started.is_set():
         return
     _services_started.set()
+    from omnirt.avatars.scheduler import set_frame_lanes
     from omnirt.backplane import get_backplane
     from omnirt.runtime.engine import configure_default_engine, get_default_engine
     from omnirt.workers.heartbeat import Heartbeat
@@ -83,6 +84,7 @@ def start_process_services() -> None:
     backplane = get_backplane()
     settings = backplane.settings
     configure_default_engine(settings)
+    set_frame_lanes(settings.lanes())
     engine = get_default_engine()
     _heartbeat = Heartbeat(
         backplane.workers,

@@ -11,22 +11,29 @@ from __future__ import annotations
 from typing import Any
 
 from omnirt.avatars.lipsync import LipSyncNetwork
-from omnirt.models.lipsync import LIPSYNC_CAPABILITIES, LipSyncPipeline
+from omnirt.models.lipsync import LIPSYNC_CAPABILITIES, LipSyncPipeline, prepare_entry
 from omnirt.registry.registry import register_model
 from omnirt.runtime.backends import Backend
 
+COMMON: dict[str, Any] = {
+    "id": "musetalk-1.5",
+    "hub_id": "TMElyralab/MuseTalk",
+    # The markers let a models-dir folder in upstream's layout (which has no config.json at its top) be found.
+    "resource_hint": {"min_vram_gb": 4, "weights_markers": ("musetalkV15", "musetalk")},
+    "default_config": {"fps": 25, "width": 416, "height": 704, "slice_len": 28, "batch_size": 8},
+}
+
 
 @register_model(
-    id="musetalk-1.5",
-    hub_id="TMElyralab/MuseTalk",
-    # The markers let a models-dir folder in upstream's layout (which has no config.json at its top) be found.
-    resource_hint={"min_vram_gb": 4, "weights_markers": ("musetalkV15", "musetalk")},
-    default_config={"fps": 25, "width": 416, "height": 704, "slice_len": 28, "batch_size": 8},
+    **prepare_entry(COMMON),
+    summary="Prepare a stored avatar for musetalk-1.5 sessions (its masked and reference VAE latents), with progress.",
+)
+@register_model(
+    **{**COMMON, **LIPSYNC_CAPABILITIES},
     summary=(
         "MuseTalk 1.5: single-step latent inpainting of the mouth (SD VAE + UNet + whisper-tiny audio); realtime "
         "on a GPU. Code MIT; the weights allow commercial use."
     ),
-    **LIPSYNC_CAPABILITIES,
 )
 class MuseTalkPipeline(LipSyncPipeline):
     """MuseTalk 1.5: the avatar domain drives its :class:`MuseTalkNetwork`."""

@@ -119,7 +119,11 @@ def face_decoder_layout(face_size: int) -> list[list[Layer]]:
 
 
 class ConvBlock(nn.Module):
-    """``conv_block = Sequential(conv, BatchNorm2d)``, then ReLU; a residual block adds its input before the ReLU."""
+    """``conv_block = Sequential(conv, BatchNorm2d)``, then ReLU; a residual block adds its input before the ReLU.
+
+    Once :func:`fuse_cpu_blocks` has run (BatchNorm folded, CPU inference), the block is one oneDNN call with the
+    residual add and the ReLU applied inside the convolution, instead of three passes over the activations.
+    """
 
     def __init__(self, layer: Layer) -> None:
         super().__init__()
@@ -131,12 +135,46 @@ class ConvBlock(nn.Module):
             conv = nn.Conv2d(layer.cin, layer.cout, layer.kernel, layer.stride, layer.padding)
         self.conv_block = nn.Sequential(conv, nn.BatchNorm2d(layer.cout))
         self.residual = layer.residual
+        self.fused = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused:
+            return _fused_block(self.conv_block[0], x, self.residual)
         out = self.conv_block(x)
         if self.residual:
             out = out + x
         return torch.relu_(out)
+
+
+def _fused_block(conv: nn.Module, x: torch.Tensor, residual: bool) -> torch.Tensor:
+    """conv (+ x) then ReLU as one oneDNN primitive (the post-ops torch's own CPU compiler emits)."""
+    mkldnn = torch.ops.mkldnn
+    x = x.to(conv.weight.dtype)  # what autocast does for a plain convolution; the fused op is not autocast-aware
+    geometry = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
+    if isinstance(conv, nn.ConvTranspose2d):
+        padding, stride, dilation, groups = geometry
+        return mkldnn._convolution_transpose_pointwise(
+            x, conv.weight, conv.bias, padding, list(conv.output_padding), stride, dilation, groups, "relu", [], ""
+        )
+    if residual:
+        return mkldnn._convolution_pointwise.binary(x, x, conv.weight, conv.bias, *geometry, "add", 1.0, "relu", [], "")
+    return mkldnn._convolution_pointwise(x, conv.weight, conv.bias, *geometry, "relu", [], "")
+
+
+def fuse_cpu_blocks(model: nn.Module) -> bool:
+    """Run every conv block (BatchNorm already folded) as one fused oneDNN call; inference on the CPU only.
+
+    Returns whether the blocks were fused (torch built without oneDNN keeps the plain path)."""
+    if not torch.backends.mkldnn.is_available() or not hasattr(torch.ops.mkldnn, "_convolution_pointwise"):
+        return False
+    blocks = [block for block in model.modules() if isinstance(block, ConvBlock)]
+    if any(not isinstance(block.conv_block[1], nn.Identity) for block in blocks):
+        raise ValueError("fuse_cpu_blocks needs the BatchNorms folded first (fold_batchnorm)")
+    if any(block.residual and isinstance(block.conv_block[0], nn.ConvTranspose2d) for block in blocks):
+        raise ValueError("a residual transposed block has no fused form")
+    for block in blocks:
+        block.fused = True
+    return True
 
 
 def _blocks(layers: Sequence[Layer]) -> nn.Sequential:
@@ -249,6 +287,7 @@ class Wav2LipNetwork(LipSyncNetwork):
             # the network is convolutions only, so casting once here gives the same numbers without the copies.
             self.model = self.model.to(torch.bfloat16)
             self.weights = "bf16"
+        self.fused = self.precision.device_type == "cpu" and fuse_cpu_blocks(self.model)
         self.timeline: Any = None
         if backend.device_type == "cuda":
             from omnirt.runtime.compile import wrap_module
@@ -303,6 +342,7 @@ class Wav2LipNetwork(LipSyncNetwork):
         info.update(
             weights=self.weights,
             batchnorm="folded",
+            fused_conv_relu=self.fused,
             face_size=self.face_size,
             variant=self.variant,
             batch_cap=self.batch_cap,

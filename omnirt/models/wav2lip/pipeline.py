@@ -16,7 +16,7 @@ from typing import Any
 
 from omnirt.avatars.lipsync import LipSyncNetwork
 from omnirt.contracts.errors import WeightsInvalidError
-from omnirt.models.lipsync import LIPSYNC_CAPABILITIES, LipSyncPipeline
+from omnirt.models.lipsync import LIPSYNC_CAPABILITIES, LipSyncPipeline, prepare_entry
 from omnirt.registry.registry import register_model
 from omnirt.runtime.backends import Backend
 
@@ -32,6 +32,16 @@ COMMON: dict[str, Any] = {
 }
 
 
+@register_model(
+    id="wav2lip-256",
+    summary="Prepare a stored avatar for wav2lip-256 sessions (256 px face crops), with progress.",
+    **prepare_entry(COMMON),
+)
+@register_model(
+    id="wav2lip",
+    summary="Prepare a stored avatar for wav2lip sessions (96 px face crops), with progress.",
+    **prepare_entry(COMMON),
+)
 @register_model(
     id="wav2lip-256",
     summary=(
