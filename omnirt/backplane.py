@@ -34,18 +34,27 @@ class Dispatcher(Protocol):
     def start_session(self, session_id: str, model: str, queue_name: str) -> None: ...
 
 
+HARD_LIMIT_GRACE_S = 30.0  # from a task's soft time limit to its hard one (the child process is ended)
+
+
 class CeleryDispatcher:
     """Sends ``omnirt.generate`` by name (the API never imports the task code), carrying the job id only."""
 
-    def __init__(self, celery_app: Any) -> None:
+    def __init__(self, celery_app: Any, limits: dict[str, float] | None = None) -> None:
         self.celery = celery_app
+        self.limits = dict(limits or {})
 
     @staticmethod
     def task_id(job: Job) -> str:
         return f"{job.id}.{job.attempts}"
 
     def dispatch(self, job: Job) -> None:
+        """Send the job's task, with soft and hard time limits from its model's ``time_limit_s``: the soft limit
+        fails the job with ``timeout`` where it never reaches a step; the hard one, a little later, ends the child."""
+        from omnirt.registry.limits import job_time_limit_s
+
         kwargs = {"model": job.model, "task": job.task}
+        limit = job_time_limit_s(job.model, job.task, self.limits)
         self.celery.send_task(
             "omnirt.generate",
             args=[job.id],
@@ -54,6 +63,8 @@ class CeleryDispatcher:
             task_id=self.task_id(job),
             argsrepr=repr([job.id]),
             kwargsrepr=repr(kwargs),
+            soft_time_limit=limit,
+            time_limit=limit + HARD_LIMIT_GRACE_S,
         )
 
     def revoke(self, job: Job) -> None:
@@ -95,7 +106,7 @@ class EmbeddedDispatcher:
             if self._started:
                 return
             settings = self.backplane.settings
-            get_default_engine().torch_threads = settings.torch_threads
+            get_default_engine().configure(settings)
             set_frame_lanes(settings.lanes())
             for worker_id in self.worker_ids:
                 heartbeat = Heartbeat(
@@ -182,7 +193,7 @@ class Backplane:
             )
             from omnirt.tasks.app import make_celery
 
-            self.dispatcher = CeleryDispatcher(make_celery(settings))
+            self.dispatcher = CeleryDispatcher(make_celery(settings), settings.limits)
             self._record_stages = self.redis.register_script(_RECORD_STAGES)
         self.avatars = AvatarStore(
             settings.avatar_root, AvatarIndex(self.redis), max_video_bytes=settings.max_avatar_video_bytes

@@ -2,15 +2,28 @@
 
 Fleet front ends are stateless: any number can run behind a load balancer, and restarting one loses nothing.
 Embedded, one process holds the API and the worker threads, so it runs a single threaded server.
+
+Request lines are logged without API keys: the embedded server's access log redacts ``api_key=`` (WebSocket clients
+send keys in the query), and gunicorn's access log format leaves the query string out.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from typing import Any
 
 from omnirt.settings import Settings
+
+_QUERY_KEY = re.compile(r"((?:^|[?&;\s])api(?:_|%5f)key=)[^&;\s\"']*", re.IGNORECASE)
+# gunicorn's default access log format with "%(r)s" (the request line, query included) as method, path, protocol
+GUNICORN_ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+
+
+def redact_keys(text: str) -> str:
+    """``text`` (a request line, a log message) with every ``api_key=`` query value replaced by ``[redacted]``."""
+    return _QUERY_KEY.sub(r"\1[redacted]", text)
 
 
 def banner(host: str, port: int, settings: Settings) -> str:
@@ -26,12 +39,21 @@ def banner(host: str, port: int, settings: Settings) -> str:
     )
 
 
-def serve_embedded(host: str, port: int, settings: Settings) -> None:
-    from werkzeug.serving import make_server
+def make_embedded_server(host: str, port: int, app: Any) -> Any:
+    """A threaded werkzeug server for ``app`` whose access and error log lines never show an API key."""
+    from werkzeug.serving import WSGIRequestHandler, make_server
 
+    class RedactingRequestHandler(WSGIRequestHandler):
+        def log(self, type: str, message: str, *args: Any) -> None:
+            super().log(type, redact_keys(message), *(redact_keys(a) if isinstance(a, str) else a for a in args))
+
+    return make_server(host, port, app, threaded=True, request_handler=RedactingRequestHandler)
+
+
+def serve_embedded(host: str, port: int, settings: Settings) -> None:
     from omnirt.api import create_app
 
-    server = make_server(host, port, create_app(settings), threaded=True)
+    server = make_embedded_server(host, port, create_app(settings))
     print(banner(host, server.server_port, settings), flush=True)
     server.serve_forever()
 
@@ -54,6 +76,7 @@ def serve_fleet(host: str, port: int, settings: Settings, *, workers: int, threa
             self.cfg.set("threads", threads)
             self.cfg.set("timeout", 0)  # streams and sync generations are long; liveness comes from /healthz
             self.cfg.set("keepalive", 30)
+            self.cfg.set("access_log_format", GUNICORN_ACCESS_LOG_FORMAT)  # no query string: it may hold a key
             self.cfg.set("child_exit", child_exit)
 
         def load(self) -> Any:

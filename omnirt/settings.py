@@ -19,6 +19,12 @@ def _int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
+def _flag(name: str) -> bool | None:
+    """A yes/no variable; None when unset or empty."""
+    value = os.environ.get(name, "").strip().lower()
+    return None if not value else value in ("1", "true", "yes", "on")
+
+
 def _list(name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
 
@@ -52,6 +58,10 @@ class Settings:
     session_flush_s: float = 0.3
     torch_threads: int = 1  # intra-op threads per worker process; 0 leaves torch's default (every core)
     frame_lanes: int = 0  # parallel lip-sync model calls per worker process, each on one core; 0: see lanes()
+    input_roots: tuple[Path, ...] = ()  # server folders whose files requests may name as inputs (OMNIRT_INPUT_ROOTS)
+    # model_path only a hub id or inside the models dir (runtime/weights.py); None: yes in fleet processes
+    confine_model_paths: bool | None = None
+    limits: dict[str, float] = field(default_factory=dict)  # request size and job time limits (registry/limits.py)
 
     @property
     def avatar_root(self) -> Path:
@@ -103,7 +113,28 @@ class Settings:
             session_flush_s=_float("OMNIRT_SESSION_FLUSH_S", cls.session_flush_s),
             torch_threads=_int("OMNIRT_TORCH_THREADS", cls.torch_threads),
             frame_lanes=_int("OMNIRT_FRAME_LANES", cls.frame_lanes),
+            input_roots=tuple(
+                Path(root) for root in os.environ.get("OMNIRT_INPUT_ROOTS", "").split(os.pathsep) if root
+            ),
+            confine_model_paths=_flag("OMNIRT_CONFINE_MODEL_PATHS"),
+            limits=_limits(os.environ.get("OMNIRT_LIMITS")),
         )
+
+
+def _limits(raw: str | None) -> dict[str, float]:
+    """``OMNIRT_LIMITS``: a JSON object of limits (``{"max_steps": 200, "time_limit_s": 900}``)."""
+    if not raw:
+        return {}
+    import json
+
+    from omnirt.registry.limits import DEFAULT_LIMITS
+
+    value = json.loads(raw)
+    if not isinstance(value, dict) or not all(
+        key in DEFAULT_LIMITS and isinstance(number, (int, float)) and number > 0 for key, number in value.items()
+    ):
+        raise ValueError(f"OMNIRT_LIMITS must be a JSON object with positive numbers for {', '.join(DEFAULT_LIMITS)}")
+    return {key: float(number) for key, number in value.items()}
 
 
 def _aliases(path: str | None) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """API keys: when configured, every HTTP and WebSocket route needs one, except liveness and readiness.
 
-A key comes as ``Authorization: Bearer <key>``, ``x-api-key: <key>``, or (for WebSocket clients that cannot set
-headers) ``?api_key=<key>``. Keys are compared in constant time.
+A key comes as ``Authorization: Bearer <key>`` or ``x-api-key: <key>``. Browsers cannot set headers on a WebSocket,
+so a WebSocket upgrade may carry it as ``?api_key=<key>`` instead; on plain HTTP the query key is refused (401), since
+URLs end up in logs and browser history. Keys are compared in constant time.
 """
 
 from __future__ import annotations
@@ -14,13 +15,22 @@ from flask import Flask, current_app, request
 from omnirt.api.errors import error_response
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/health"})  # liveness and readiness probes
+QUERY_KEY = "api_key"
+
+
+def is_websocket_upgrade() -> bool:
+    """Whether this request asks to become a WebSocket (``Upgrade: websocket``)."""
+    return request.headers.get("Upgrade", "").strip().lower() == "websocket"
 
 
 def presented_key() -> str | None:
+    """The key from the headers, or from ``?api_key=`` on a WebSocket upgrade only."""
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip()
-    return request.headers.get("x-api-key") or request.args.get("api_key")
+    if request.headers.get("x-api-key"):
+        return request.headers["x-api-key"]
+    return request.args.get(QUERY_KEY) if is_websocket_upgrade() else None
 
 
 def init_app(app: Flask) -> None:
@@ -32,9 +42,10 @@ def init_app(app: Flask) -> None:
         key = presented_key()
         if key and any(hmac.compare_digest(key.encode(), known.encode()) for known in keys):
             return None
-        return error_response(
-            401,
-            "unauthorized",
-            "A valid API key is required (Authorization: Bearer <key>).",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        message = "A valid API key is required (Authorization: Bearer <key>)."
+        if key is None and QUERY_KEY in request.args:
+            message = (
+                "?api_key= is accepted only on WebSocket upgrades; "
+                "send the key in the Authorization header (Authorization: Bearer <key>)."
+            )
+        return error_response(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})

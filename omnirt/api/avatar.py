@@ -6,6 +6,13 @@ A session is a lease on a worker that holds the model (DESIGN.md): the API recor
 it, waits (admission deadline) for the worker's ``ready``, then relays audio in and ``VIDX`` video out through the
 session's channels. Lip-sync models render prepared avatars: a session names one by id, or sends a picture, which is
 stored (once per content) and named from then on.
+
+Hostile or broken clients get a coded error frame, never silence: every field of ``init`` / ``session.create`` /
+``config_update`` is type-checked here, at the door (``bad_config``, ``bad_face_box``, ``bad_image``, ...), and a
+message that is not a JSON object is ``bad_message``. No thread outlives its client: while waiting on the client the
+socket loop watches the worker's heartbeat (an idle session hears ``worker_lost`` as fast as a streaming one), every
+wait on the worker also watches the client, and a lease let go (client gone, error, close) closes the worker's
+session and ends its channels.
 """
 
 from __future__ import annotations
@@ -14,12 +21,16 @@ import abc
 import base64
 import binascii
 import json
+import logging
+import math
 import os
 import time
 import uuid
+from collections.abc import Callable, Collection
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, send_file
+from simple_websocket import ConnectionClosed
 
 from omnirt.api.errors import ApiError
 from omnirt.api.presenters import job_to_dict
@@ -35,14 +46,22 @@ from omnirt.registry.registry import get_model
 from omnirt.tasks.routing import candidate_queues, choose_queue
 
 bp = Blueprint("avatar", __name__)
+log = logging.getLogger(__name__)
 
 REFERENCE = names.REFERENCE
+POLL_S = 0.25  # how often a wait on the worker looks at the client, and a wait on the client at the worker
+LIVENESS_EVERY_S = 0.5  # the least time between two looks at the worker's heartbeat
+MOUTH_OPEN_RANGE = (0.0, 10.0)
 
 
 class SessionError(Exception):
     def __init__(self, code: str, message: str, *, fatal: bool = False) -> None:
         super().__init__(message)
         self.code, self.message, self.fatal = code, message, fatal
+
+
+class ClientGone(Exception):
+    """The client's socket closed while the server waited on the worker for it."""
 
 
 def admit_deadline_s() -> float:
@@ -80,9 +99,14 @@ def resolve_avatar(name: str) -> str:
 
 
 def build_spec(model: str, fields: dict[str, Any], *, chunked: bool) -> SessionSpec:
+    """The session's media contract from the client's fields (FlashTalk's ``init``, the native ``config``, a preload
+    body), every field type-checked: ``bad_config`` (``bad_face_box`` for the face box) names the first bad one."""
+    if not isinstance(fields, dict):
+        raise SessionError("bad_config", "The session settings must be a JSON object.")
+
     def number(key: str, default: int, low: int, high: int) -> int:
         value = fields.get(key, default)
-        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        if not _is_int(value) or not low <= value <= high:
             raise SessionError("bad_config", f"{key} must be an integer in [{low}, {high}].")
         return value
 
@@ -92,12 +116,10 @@ def build_spec(model: str, fields: dict[str, Any], *, chunked: bool) -> SessionS
     fps = number("fps", 25, 1, 60)
     slice_len = number("slice_len", 28, 1, 120)
     chunk_samples = fields.get("chunk_samples")
-    if chunk_samples is not None and chunk_samples != slice_len * SAMPLE_RATE // fps:
+    if chunk_samples is not None and (not _is_int(chunk_samples) or chunk_samples != slice_len * SAMPLE_RATE // fps):
         raise SessionError("bad_config", f"chunk_samples must be slice_len*16000/fps = {slice_len * 16000 // fps}.")
-    config = fields.get("config") if isinstance(fields.get("config"), dict) else {}
+    config = optional_object(fields.get("config"), "config")
     config = {**config, **{key: fields[key] for key in ("mouth_open_multiplier", "face_box") if key in fields}}
-    if "face_box" in config and not _is_box(config["face_box"]):
-        raise SessionError("bad_face_box", "face_box must be [x, y, width, height] in pixels.")
     return SessionSpec(
         model=model,
         fps=fps,
@@ -107,18 +129,54 @@ def build_spec(model: str, fields: dict[str, Any], *, chunked: bool) -> SessionS
         frame_num=number("frame_num", slice_len + 1, 1, 240),
         motion_frames_num=number("motion_frames_num", 1, 0, 120),
         seed=number("seed", 9999, 0, 2**31),
-        prompt=str(fields.get("prompt") or ""),
+        prompt=optional_text(fields.get("prompt"), "prompt"),
         chunked=chunked,
-        config=config,
+        config=check_config(config),
     )
+
+
+def check_config(config: Any) -> dict[str, Any]:
+    """A session's live settings (``config``, FlashTalk's ``config_update``), checked: an object, a finite
+    ``mouth_open_multiplier`` in ``MOUTH_OPEN_RANGE``, a ``face_box`` of four pixel integers. Returns it."""
+    if not isinstance(config, dict):
+        raise SessionError("bad_config", "config must be a JSON object.")
+    if "mouth_open_multiplier" in config:
+        value, (low, high) = config["mouth_open_multiplier"], MOUTH_OPEN_RANGE
+        if not _is_number(value) or not low <= value <= high:
+            raise SessionError("bad_config", f"mouth_open_multiplier must be a number in [{low:g}, {high:g}].")
+    if "face_box" in config and not _is_box(config["face_box"]):
+        raise SessionError("bad_face_box", "face_box must be [x, y, width, height] in pixels.")
+    return config
+
+
+def optional_object(value: Any, name: str) -> dict[str, Any]:
+    """``value`` when it is a JSON object, ``{}`` when absent (null); ``bad_config`` otherwise."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SessionError("bad_config", f"{name} must be a JSON object.")
+    return value
+
+
+def optional_text(value: Any, name: str) -> str:
+    """``value`` when it is a string, ``""`` when absent (null); ``bad_config`` otherwise."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise SessionError("bad_config", f"{name} must be a string.")
+    return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _is_box(value: Any) -> bool:
-    return (
-        isinstance(value, list)
-        and len(value) == 4
-        and all(isinstance(item, int) and not isinstance(item, bool) and item >= 0 for item in value)
-    )
+    return isinstance(value, list) and len(value) == 4 and all(_is_int(item) and item >= 0 for item in value)
 
 
 def decode_image(value: Any) -> bytes | None:
@@ -137,12 +195,12 @@ def decode_image(value: Any) -> bytes | None:
 def attach_avatar(spec: SessionSpec, avatar_id: Any, image: bytes | None) -> bytes | None:
     """For models that render prepared avatars: name the stored avatar (storing the picture once). Returns the image
     the worker still needs (models without prepared avatars take the picture itself)."""
+    if avatar_id is not None and not isinstance(avatar_id, str):
+        raise SessionError("bad_avatar", "avatar_id must be a string.")
     if not get_model(spec.model, "audio2video").capabilities.prepared_avatars:
         return image
     store = backplane().avatars
-    if avatar_id not in (None, ""):
-        if not isinstance(avatar_id, str):
-            raise SessionError("bad_avatar", "avatar_id must be a string.")
+    if avatar_id:
         spec.avatar_id = store.get(avatar_id).id
     elif image is not None:
         box = spec.config.get("face_box")
@@ -151,15 +209,19 @@ def attach_avatar(spec: SessionSpec, avatar_id: Any, image: bytes | None) -> byt
 
 
 class Lease:
-    """The API side of one session: open it on a worker, push input, read output, notice a dead worker."""
+    """The API side of one session: open it on a worker, push input, read output, notice a dead worker or a client
+    that left (``abort``), and let it go (:meth:`close`) so that the worker's session ends too."""
 
-    def __init__(self, backplane: Any, spec: SessionSpec, image: bytes | None) -> None:
-        self.backplane, self.spec = backplane, spec
+    def __init__(
+        self, backplane: Any, spec: SessionSpec, image: bytes | None, *, abort: Callable[[], bool] | None = None
+    ) -> None:
+        self.backplane, self.spec, self.abort = backplane, spec, abort
         self.id = f"avt_{uuid.uuid4().hex}"
         self.trace_id = f"trace_{uuid.uuid4().hex}"
         self.worker_id: str | None = None
         self.session_info: dict[str, Any] = {}
-        self.reader = backplane.sessions.reader(self.id, "out")
+        self.closed = False
+        self._liveness_at = 0.0
         settings = backplane.settings
         if settings.embedded:
             queue_name = "embedded"
@@ -180,43 +242,83 @@ class Lease:
                 "created_ms": str(time.time() * 1000),
             },
         )
-        backplane.dispatcher.start_session(self.id, spec.model, queue_name)
+        self.reader = backplane.sessions.reader(self.id, "out")
+        try:
+            backplane.dispatcher.start_session(self.id, spec.model, queue_name)
+            self._admit()
+        except BaseException:
+            self.close()
+            raise
+
+    def _admit(self) -> None:
+        """Wait for a worker's ``ready``: ``no_capacity`` when none claims the session by the admission deadline;
+        once one has, as long as it lives (opening may load a model) and the client stays."""
+        sessions = self.backplane.sessions
         deadline = time.monotonic() + admit_deadline_s()
         while True:
-            message = self.reader.get(timeout=0.2)
+            self._check_client()
+            message = self.reader.get(timeout=POLL_S)
             if message is not None:
                 if message.kind == Kind.READY:
                     self.worker_id = message.meta.get("worker_id")
                     self.session_info = message.meta.get("session") or {}
                     return
-                if message.kind == "error":
+                if message.kind == Kind.ERROR:
                     raise SessionError(message.meta.get("code", "runtime_error"), message.meta.get("message", ""))
-            if time.monotonic() > deadline and backplane.sessions.abandon(self.id):
+                continue
+            if time.monotonic() <= deadline:
+                continue
+            if sessions.abandon(self.id):
                 raise SessionError(
                     "no_capacity", "No avatar worker took the session in time; try again later.", fatal=True
                 )
+            holder = (sessions.record(self.id) or {}).get("worker_id")
+            if holder is None or not self.backplane.workers.alive(holder):
+                raise SessionError("worker_lost", "The worker opening this session stopped.", fatal=True)
 
     def send(self, kind: str, data: bytes = b"", **meta: Any) -> None:
         self.backplane.sessions.send(self.id, "in", Message(kind, meta, data))
 
     def receive(self, timeout: float = 120.0) -> Message:
-        """The next output message; raises when the worker is gone or nothing comes in time."""
+        """The next output message; raises when the worker is gone, the client left, or nothing comes in time."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            message = self.reader.get(timeout=1.0)
+            self._check_client()
+            message = self.reader.get(timeout=POLL_S)
             if message is not None:
-                if message.kind == "error" and message.meta.get("code") == "idle_timeout":
+                if message.kind == Kind.ERROR and message.meta.get("code") == "idle_timeout":
                     raise SessionError("idle_timeout", message.meta.get("message", ""), fatal=True)
                 return message
-            if self.worker_id and not self.backplane.workers.alive(self.worker_id):
-                raise SessionError("worker_lost", "The worker running this session stopped.", fatal=True)
+            self.check_worker()
         raise SessionError("timeout", "The worker did not answer in time.", fatal=True)
 
+    def check_worker(self) -> None:
+        """``worker_lost`` (fatal) when the worker holding the session has no heartbeat; looks at most every
+        ``LIVENESS_EVERY_S``."""
+        now = time.monotonic()
+        if not self.worker_id or now - self._liveness_at < LIVENESS_EVERY_S:
+            return
+        self._liveness_at = now
+        if not self.backplane.workers.alive(self.worker_id):
+            raise SessionError("worker_lost", "The worker running this session stopped.", fatal=True)
+
+    def _check_client(self) -> None:
+        if self.abort is not None and self.abort():
+            raise ClientGone(self.id)
+
     def close(self) -> None:
+        """Let the session go: abandoned if no worker took it yet, else asked to close; then its channels end.
+        Idempotent, and quiet when the session or the backplane is gone already."""
+        if self.closed:
+            return
+        self.closed = True
+        sessions = self.backplane.sessions
         try:
-            self.send("close")
-        except Exception:  # noqa: BLE001 - the session may be gone already
-            pass
+            if self.worker_id is not None or not sessions.abandon(self.id):
+                self.send(Kind.CLOSE)
+            sessions.end(self.id)
+        except Exception:  # letting go must not fail the socket; the keys expire anyway
+            log.warning("session %s: could not close the lease", self.id, exc_info=True)
 
 
 def backplane() -> Any:
@@ -230,32 +332,38 @@ def _error(ws: Any, code: str | None, message: str) -> None:
     ws.send(json.dumps(payload))
 
 
-def _audio(lease: Lease, message: bytes) -> Message:
-    """Relay one AUDI message and return the worker's reply. The FlashTalk protocol takes exactly ``chunk_samples``;
-    the native one any whole number of samples up to ``MAX_AUDIO_MESSAGE_S``."""
+def _check_audio(spec: SessionSpec, message: bytes) -> bytes:
+    """The PCM of one AUDI message. The FlashTalk protocol takes exactly ``chunk_samples``; the native one any whole
+    number of samples up to ``MAX_AUDIO_MESSAGE_S``."""
     if message[:4] != b"AUDI":
         raise SessionError("bad_audio_magic", "Binary messages must start with AUDI.")
     size = len(message) - 4
-    if lease.spec.chunked and size != lease.spec.chunk_samples * 2:
-        raise SessionError("bad_chunk", f"Each AUDI chunk must hold exactly {lease.spec.chunk_samples} int16 samples.")
-    if not lease.spec.chunked and (size % 2 or size > MAX_AUDIO_MESSAGE_S * SAMPLE_RATE * 2):
+    if spec.chunked and size != spec.chunk_samples * 2:
+        raise SessionError("bad_chunk", f"Each AUDI chunk must hold exactly {spec.chunk_samples} int16 samples.")
+    if not spec.chunked and (size % 2 or size > MAX_AUDIO_MESSAGE_S * SAMPLE_RATE * 2):
         raise SessionError(
             "bad_chunk", f"AUDI must carry whole int16 samples, at most {MAX_AUDIO_MESSAGE_S:g} s of 16 kHz audio."
         )
-    lease.send(Kind.AUDIO, message[4:])
-    return _reply(lease)
+    return message[4:]
 
 
-def _reply(lease: Lease) -> Message:
-    reply = lease.receive()
-    if reply.kind == Kind.ERROR:
-        raise SessionError(reply.meta.get("code", "runtime_error"), reply.meta.get("message", ""))
-    return reply
+def _json_object(message: str, code: str, text: str) -> dict[str, Any]:
+    """A client's text message as a JSON object: ``code`` when it is not JSON, ``bad_message`` when it is JSON but
+    not an object or its ``type`` is not a string."""
+    try:
+        payload = json.loads(message)
+    except ValueError:
+        raise SessionError(code, text) from None
+    if not isinstance(payload, dict):
+        raise SessionError("bad_message", "Messages must be JSON objects with a 'type'.")
+    if not isinstance(payload.get("type"), str):
+        raise SessionError("bad_message", "The message's 'type' must be a string.")
+    return payload
 
 
 class SocketSession(abc.ABC):
     """One client socket: read messages until it closes, hand text and binary to the protocol, report coded errors
-    (a fatal one ends the socket), and always release the session's lease."""
+    (a fatal one ends the socket), watch the worker while the client is quiet, and always release the lease."""
 
     def __init__(self, ws: Any) -> None:
         self.ws = ws
@@ -265,20 +373,32 @@ class SocketSession(abc.ABC):
     def run(self) -> None:
         try:
             while True:
-                message = self.ws.receive()
-                if message is None:
-                    continue
                 try:
-                    if isinstance(message, (bytes, bytearray)):
+                    message = self.ws.receive(timeout=POLL_S)
+                except ConnectionClosed:
+                    return
+                try:
+                    if message is None:
+                        if self.lease is not None:
+                            self.lease.check_worker()
+                    elif isinstance(message, (bytes, bytearray)):
                         self.on_binary(bytes(message))
                     else:
                         self.on_text(message)
                 except SessionError as exc:
-                    _error(self.ws, exc.code, exc.message)
+                    self.error(exc.code, exc.message)
                     if exc.fatal:
                         return
                 except OmniRTError as exc:
-                    _error(self.ws, exc.code, exc.message)
+                    self.error(exc.code, exc.message)
+        except (ClientGone, ConnectionClosed):
+            return
+        except Exception:  # a bug must not end the socket silently: say so, then close
+            log.exception("avatar socket failed")
+            try:
+                self.error("internal_error", "The server failed handling the message; the session is closed.")
+            except ConnectionClosed:
+                pass
         finally:
             self.end_lease()
             _close_quietly(self.ws)
@@ -286,9 +406,12 @@ class SocketSession(abc.ABC):
     def send(self, payload: dict[str, Any]) -> None:
         self.ws.send(json.dumps(payload))
 
+    def error(self, code: str | None, message: str) -> None:
+        _error(self.ws, code, message)
+
     def open_lease(self, spec: SessionSpec, image: bytes | None) -> Lease:
         self.end_lease()
-        self.lease = Lease(self.plane, spec, image)
+        self.lease = Lease(self.plane, spec, image, abort=lambda: not self.ws.connected)
         return self.lease
 
     def end_lease(self) -> str | None:
@@ -297,6 +420,23 @@ class SocketSession(abc.ABC):
             lease.close()
             return lease.id
         return None
+
+    def request(self, kind: str, data: bytes = b"", *, expect: Collection[str], **meta: Any) -> Message:
+        """Send one message to the worker and return its answer, one of the ``expect`` kinds; an ``error`` answer
+        raises it, and other messages met on the way go to :meth:`on_unasked`."""
+        assert self.lease is not None
+        self.lease.send(kind, data, **meta)
+        while True:
+            reply = self.lease.receive()
+            if reply.kind == Kind.ERROR:
+                raise SessionError(reply.meta.get("code", "runtime_error"), reply.meta.get("message", ""))
+            if reply.kind in expect:
+                return reply
+            self.on_unasked(reply)
+
+    def on_unasked(self, message: Message) -> None:
+        """A worker message that answers nothing the socket is waiting for (a late answer): dropped."""
+        log.info("session %s: dropped an unasked %s message", self.lease.id if self.lease else "-", message.kind)
 
     @abc.abstractmethod
     def on_binary(self, message: bytes) -> None:
@@ -318,15 +458,12 @@ class FlashTalkSocket(SocketSession):
         if self.lease is None:
             _error(self.ws, None, "No active session. Send 'init' first.")
             return
-        self.ws.send(_audio(self.lease, message).data)
+        pcm = _check_audio(self.lease.spec, message)
+        self.ws.send(self.request(Kind.AUDIO, pcm, expect=(Kind.VIDEO,)).data)
 
     def on_text(self, message: str) -> None:
-        try:
-            payload = json.loads(message)
-        except ValueError:
-            _error(self.ws, None, "Invalid JSON")
-            return
-        kind = payload.get("type")
+        payload = _json_object(message, "bad_json", "Invalid JSON")
+        kind = payload["type"]
         if kind == "init":
             model = resolve_avatar(self.name)
             spec = build_spec(model, payload, chunked=True)
@@ -358,16 +495,15 @@ class FlashTalkSocket(SocketSession):
         elif kind == "config_update":
             if self.lease is None:
                 _error(self.ws, None, "No active session. Send 'init' first.")
-            elif not isinstance(payload.get("config"), dict):
-                _error(self.ws, "bad_config", "config must be an object")
-            else:
-                self.lease.send(Kind.CONFIG, config=payload["config"])
-                self.send({"type": "config_ok", "updated": self.lease.receive().meta.get("updated", {})})
+                return
+            config = check_config(payload.get("config"))
+            reply = self.request(Kind.CONFIG, config=config, expect=(Kind.CONFIG_OK,))
+            self.send({"type": "config_ok", "updated": reply.meta.get("updated", {})})
         elif kind == "close":
             self.end_lease()
             self.send({"type": "close_ok"})
         else:
-            _error(self.ws, None, f"Unknown message type: {kind}")
+            _error(self.ws, "unsupported_message", f"Unknown message type: {kind}")
 
 
 class NativeSocket(SocketSession):
@@ -381,7 +517,15 @@ class NativeSocket(SocketSession):
     def on_binary(self, message: bytes) -> None:
         if self.lease is None:
             raise SessionError("session_required", "Create a session before sending audio.")
-        self.relay_video(_audio(self.lease, message))
+        pcm = _check_audio(self.lease.spec, message)
+        self.relay_video(self.request(Kind.AUDIO, pcm, expect=(Kind.VIDEO,)))
+
+    def on_unasked(self, message: Message) -> None:
+        """Frames the worker flushed on its own (the audio paused) reach the client as any other chunk."""
+        if message.kind == Kind.VIDEO:
+            self.relay_video(message)
+        else:
+            super().on_unasked(message)
 
     def relay_video(self, reply: Message) -> None:
         """``metrics`` then the ``VIDX`` (which may hold no frame while the lookahead fills)."""
@@ -399,16 +543,13 @@ class NativeSocket(SocketSession):
         self.ws.send(reply.data)
 
     def on_text(self, message: str) -> None:
-        try:
-            payload = json.loads(message)
-        except ValueError:
-            raise SessionError("bad_json", "Messages must be JSON text or AUDI binary.") from None
-        kind = payload.get("type")
+        payload = _json_object(message, "bad_json", "Messages must be JSON text or AUDI binary.")
+        kind = payload["type"]
         if kind == "session.create":
             self.created_at, self.first_sent = time.monotonic(), False
-            model = resolve_avatar(str(payload.get("model") or REFERENCE))
-            inputs = payload.get("inputs") if isinstance(payload.get("inputs"), dict) else {}
-            config = payload.get("config") if isinstance(payload.get("config"), dict) else {}
+            model = resolve_avatar(optional_text(payload.get("model"), "model") or REFERENCE)
+            inputs = optional_object(payload.get("inputs"), "inputs")
+            config = optional_object(payload.get("config"), "config")
             spec = build_spec(model, {**config, "prompt": inputs.get("prompt")}, chunked=False)
             image = attach_avatar(spec, inputs.get("avatar_id"), decode_image(inputs.get("image_b64")))
             lease = self.open_lease(spec, image)
@@ -446,13 +587,11 @@ class NativeSocket(SocketSession):
         elif kind == "session.flush":
             if self.lease is None:
                 raise SessionError("session_required", "No session to flush.")
-            self.lease.send(Kind.FLUSH)
-            self.relay_video(_reply(self.lease))
+            self.relay_video(self.request(Kind.FLUSH, expect=(Kind.VIDEO,)))
         elif kind == "session.cancel":
             if self.lease is None:
                 raise SessionError("session_required", "No session to cancel.")
-            self.lease.send(Kind.CANCEL)
-            self.lease.receive()
+            self.request(Kind.CANCEL, expect=(Kind.CANCELLED,))
             self.send({"type": "session.cancelled", "session_id": self.lease.id})
         elif kind == "session.close":
             session_id = self.end_lease()

@@ -1,11 +1,16 @@
-"""Every HTTP error is JSON ``{"error": {"code", "message", "details"}}`` with the right status; never a traceback."""
+"""Every HTTP error is JSON ``{"error": {"code", "message", "details"}}`` with the right status; never a traceback.
+
+Request bodies are read through :class:`BoundedJSONProvider` (installed by :func:`init_app`), so JSON nested too
+deep is a 400 rather than a ``RecursionError``; :func:`json_object` gives a route its body as an object or a 400.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, current_app, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -17,6 +22,7 @@ log = logging.getLogger(__name__)
 # Job error codes -> HTTP status, for a sync request whose job failed.
 STATUS_BY_CODE = {
     "invalid_request": 400,
+    "invalid_input": 400,
     "weight_format": 400,
     "weights_invalid": 400,
     "unauthorized": 401,
@@ -38,6 +44,7 @@ STATUS_BY_CODE = {
     "service_unavailable": 503,
     "runtime_unavailable": 503,
     "upstream_error": 502,
+    "timeout": 504,
 }
 
 
@@ -70,7 +77,63 @@ def status_for(code: str) -> int:
     return STATUS_BY_CODE.get(code, 500)
 
 
+MAX_JSON_DEPTH = 64
+JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+
+
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` has arrays or objects nested more than ``limit`` levels (``{}`` is one level)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
+
+
+class BoundedJSONProvider(DefaultJSONProvider):
+    """Flask's JSON provider, except that a document nested more than :data:`MAX_JSON_DEPTH` levels (even one so
+    deep that the parser itself gives up) raises ``ValueError``, which Flask and :func:`json_object` answer with a
+    400. Schemas, the job store and the workers never meet such a document."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            value = super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError(f"JSON is nested more than {MAX_JSON_DEPTH} levels deep.") from None
+        if nested_deeper_than(value, MAX_JSON_DEPTH):
+            raise ValueError(f"JSON is nested more than {MAX_JSON_DEPTH} levels deep.")
+        return value
+
+
+def json_object(*, optional: bool = False) -> dict[str, Any]:
+    """The request body as a JSON object, whatever its Content-Type (``curl -d`` sends form-encoded); else a 400.
+
+    With ``optional``, an empty body reads as ``{}``.
+    """
+    data = request.get_data(cache=True)
+    if optional and not data.strip():
+        return {}
+    try:
+        body = current_app.json.loads(data)
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError included
+        raise ApiError(400, "invalid_request", f"Could not read the body as JSON: {exc}") from None
+    if not isinstance(body, dict):
+        kind = JSON_KINDS.get(type(body), "null")
+        raise ApiError(400, "invalid_request", f"The body must be a JSON object, not {kind}.")
+    return body
+
+
 def init_app(app: Flask) -> None:
+    bounded = BoundedJSONProvider(app)
+    for option in ("ensure_ascii", "sort_keys", "compact", "mimetype"):  # keep what create_app already chose
+        setattr(bounded, option, getattr(app.json, option))
+    app.json = bounded
+
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Any:
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)

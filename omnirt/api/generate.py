@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
-from omnirt.api.errors import ApiError, error_response, status_for
+from omnirt.api.errors import error_response, json_object, status_for
 from omnirt.api.presenters import job_to_dict, result_with_urls
 from omnirt.api.submission import GenerateSubmissionSchema, submit, wait_for
 from omnirt.jobs.job import Job, JobState
@@ -57,10 +57,7 @@ def generate() -> Any:
         409: {description: Job id reused with a different request, content: {application/json: {schema: Error}}}
         429: {description: Too many queued jobs, content: {application/json: {schema: Error}}}
     """
-    body = request.get_json(force=True, silent=True)
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_request", "The body must be a JSON object.")
-    submission = GenerateSubmissionSchema().load(body)
+    submission = GenerateSubmissionSchema().load(json_object())
     key = request.headers.get("Idempotency-Key") or None
     job, created = submit(backplane(), submission["request"], job_id=submission["job_id"], idempotency_key=key)
     if submission["async_run"]:

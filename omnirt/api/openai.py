@@ -3,29 +3,42 @@
 The official ``openai`` client works against them unchanged. Images come back as artifact URLs or inline base64
 (``response_format``). Beyond OpenAI's fields, ``negative_prompt``, ``seed``, ``num_inference_steps``,
 ``guidance_scale`` and ``backend`` are accepted.
+
+Bodies and forms are parsed by the schemas below (types, enums, ranges; unknown fields are errors), and the job's
+GenerateRequest is built through the same schema as ``POST /v1/generate``, so a bad value is a 400 before any job
+is recorded.
 """
 
 from __future__ import annotations
 
 import base64
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
+from marshmallow import fields, validate
 
-from omnirt.api.errors import ApiError, error_response, status_for
+from omnirt.api.errors import ApiError, error_response, json_object, status_for
 from omnirt.api.presenters import artifact_url
 from omnirt.api.submission import submit, wait_for
-from omnirt.contracts.types import GenerateRequest
+from omnirt.contracts.schemas import (
+    LEGACY_BACKEND_NAMES,
+    MAX_NAME_LENGTH,
+    GenerateRequestSchema,
+    RequestBodySchema,
+    SafeString,
+)
+from omnirt.contracts.types import BACKENDS, GenerateRequest
 from omnirt.jobs.job import Job, JobState
 from omnirt.registry.registry import list_available_models, tasks_of
 from omnirt.registry.spec import TIERS
 
 bp = Blueprint("openai", __name__)
 
-EXTRA_CONFIG = {"seed": int, "num_inference_steps": int, "guidance_scale": float}
-IGNORED_FIELDS = ("user", "quality", "style")
+EXTRA_CONFIG = ("seed", "num_inference_steps", "guidance_scale")
+SIZE_PATTERN = re.compile(r"^(auto|[0-9]{1,5}x[0-9]{1,5})$", re.IGNORECASE)
 
 
 def backplane() -> Any:
@@ -70,29 +83,48 @@ def models() -> Any:
     return jsonify({"object": "list", "data": data})
 
 
-def _size(value: Any) -> dict[str, int]:
-    if value in (None, "", "auto"):
-        return {}
-    width, _, height = str(value).lower().partition("x")
-    if not (width.isdigit() and height.isdigit()):
-        raise ApiError(400, "invalid_request", f"Invalid size format '{value}'; expected WIDTHxHEIGHT.")
-    return {"width": int(width), "height": int(height)}
+class ImageGenerationSchema(RequestBodySchema):
+    """``POST /v1/images/generations`` (JSON): OpenAI's fields and OmniRT's extras, typed and bounded."""
+
+    model = SafeString(required=True, max_length=MAX_NAME_LENGTH)
+    prompt = SafeString(required=True)
+    negative_prompt = SafeString(load_default=None)
+    n = fields.Integer(strict=True, load_default=None, validate=validate.Range(1, 16))
+    size = fields.String(load_default=None, validate=validate.Regexp(SIZE_PATTERN, error="Expected WIDTHxHEIGHT."))
+    response_format = fields.String(load_default="url", validate=validate.OneOf(["url", "b64_json"]))
+    output_format = fields.String(load_default="png", validate=validate.OneOf(["png"]))
+    backend = fields.String(load_default="auto", validate=validate.OneOf([*BACKENDS, *LEGACY_BACKEND_NAMES]))
+    seed = fields.Integer(strict=True, load_default=None, validate=validate.Range(0, 2**63 - 1))
+    num_inference_steps = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1))
+    guidance_scale = fields.Float(load_default=None, validate=validate.Range(min=0))
+    # OpenAI fields accepted and ignored:
+    user = SafeString(load_default=None, max_length=MAX_NAME_LENGTH)
+    quality = SafeString(load_default=None, max_length=MAX_NAME_LENGTH)
+    style = SafeString(load_default=None, max_length=MAX_NAME_LENGTH)
 
 
-def _options(fields: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    config = _size(fields.get("size"))
-    if fields.get("n") not in (None, ""):
-        config["num_images_per_prompt"] = int(fields["n"])
-    for name, kind in EXTRA_CONFIG.items():
-        if fields.get(name) not in (None, ""):
-            config[name] = kind(fields[name])
-    response_format = fields.get("response_format") or "url"
-    if response_format not in ("url", "b64_json"):
-        raise ApiError(400, "invalid_request", "response_format must be url or b64_json.")
-    output_format = fields.get("output_format") or "png"
-    if output_format != "png":
-        raise ApiError(400, "invalid_request", "Only output_format=png is produced.")
-    return config, response_format
+class ImageEditFormSchema(ImageGenerationSchema):
+    """``POST /v1/images/edits`` (multipart form, the files apart): the same fields, numbers sent as text."""
+
+    n = fields.Integer(load_default=None, validate=validate.Range(1, 16))
+    seed = fields.Integer(load_default=None, validate=validate.Range(0, 2**63 - 1))
+    num_inference_steps = fields.Integer(load_default=None, validate=validate.Range(min=1))
+
+
+def _generate_request(task: str, options: dict[str, Any], inputs: dict[str, Any]) -> GenerateRequest:
+    """The GenerateRequest for parsed image options, through the schema ``/v1/generate`` uses."""
+    config: dict[str, Any] = {}
+    if options["size"] not in (None, "auto"):
+        width, _, height = options["size"].lower().partition("x")
+        config.update(width=int(width), height=int(height))
+    if options["n"] is not None:
+        config["num_images_per_prompt"] = options["n"]
+    config.update({name: options[name] for name in EXTRA_CONFIG if options[name] is not None})
+    if options["negative_prompt"] is not None:
+        inputs = {**inputs, "negative_prompt": options["negative_prompt"]}
+    return GenerateRequestSchema().load(
+        {"task": task, "model": options["model"], "backend": options["backend"], "inputs": inputs, "config": config}
+    )
 
 
 def _images_response(job: Job | None, response_format: str) -> Any:
@@ -127,39 +159,14 @@ def images_generations() -> Any:
     """OpenAI images.generate.
     ---
     post:
-      requestBody: {content: {application/json: {schema: {type: object, required: [model, prompt]}}}}
+      requestBody: {content: {application/json: {schema: ImageGenerationSchema}}}
       responses:
         200: {description: "{created, data: [{url} | {b64_json}]}"}
         400: {description: Invalid request, content: {application/json: {schema: Error}}}
     """
-    body = request.get_json(force=True, silent=True)
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_request", "The body must be a JSON object.")
-    known = {
-        "model",
-        "prompt",
-        "n",
-        "size",
-        "response_format",
-        "output_format",
-        "negative_prompt",
-        "backend",
-        *EXTRA_CONFIG,
-        *IGNORED_FIELDS,
-    }
-    unknown = sorted(set(body) - known)
-    if unknown:
-        raise ApiError(400, "invalid_request", f"Unsupported fields: {', '.join(unknown)}.")
-    if not body.get("model") or not body.get("prompt"):
-        raise ApiError(400, "invalid_request", "model and prompt are required.")
-    config, response_format = _options(body)
-    inputs = {"prompt": body["prompt"]}
-    if body.get("negative_prompt"):
-        inputs["negative_prompt"] = body["negative_prompt"]
-    generate_request = GenerateRequest(
-        task="text2image", model=str(body["model"]), backend=body.get("backend") or "auto", inputs=inputs, config=config
-    )
-    return _images_response(_run(generate_request), response_format)
+    options = ImageGenerationSchema().load(json_object())
+    generate_request = _generate_request("text2image", options, {"prompt": options["prompt"]})
+    return _images_response(_run(generate_request), options["response_format"])
 
 
 def _data_url(upload: Any) -> str:
@@ -173,26 +180,22 @@ def images_edits() -> Any:
     """OpenAI images.edit (multipart): inpaint with a mask, else the model's edit or image2image task.
     ---
     post:
-      requestBody: {content: {multipart/form-data: {schema: {type: object, required: [model, prompt, image]}}}}
+      description: The form fields below plus the `image` file (required) and an optional `mask` file.
+      requestBody: {content: {multipart/form-data: {schema: ImageEditFormSchema}}}
       responses:
         200: {description: "{created, data: [{url} | {b64_json}]}"}
         400: {description: Invalid request, content: {application/json: {schema: Error}}}
     """
-    form = request.form
+    options = ImageEditFormSchema().load(request.form.to_dict())
     upload = request.files.get("image") or request.files.get("image[]")
-    if not form.get("model") or not form.get("prompt") or upload is None:
-        raise ApiError(400, "invalid_request", "model, prompt and an image file are required.")
-    config, response_format = _options(form)
-    inputs: dict[str, Any] = {"prompt": form["prompt"], "image": _data_url(upload)}
+    if upload is None:
+        raise ApiError(400, "invalid_request", "An image file is required.")
+    inputs: dict[str, Any] = {"prompt": options["prompt"], "image": _data_url(upload)}
     mask = request.files.get("mask")
-    model = current_app.config["OMNIRT_SETTINGS"].model_aliases.get(form["model"], form["model"])
-    tasks = tasks_of(model)
+    model = current_app.config["OMNIRT_SETTINGS"].model_aliases.get(options["model"], options["model"])
     if mask is not None:
         inputs["mask"] = _data_url(mask)
         task = "inpaint"
     else:
-        task = "edit" if "edit" in tasks else "image2image"
-    generate_request = GenerateRequest(
-        task=task, model=form["model"], backend=form.get("backend") or "auto", inputs=inputs, config=config
-    )
-    return _images_response(_run(generate_request), response_format)
+        task = "edit" if "edit" in tasks_of(model) else "image2image"
+    return _images_response(_run(_generate_request(task, options, inputs)), options["response_format"])

@@ -4,6 +4,10 @@ OpenAI ``/v1/audio/speech`` and ``/v1/audio/transcriptions`` routes.
 Synthesis runs as a job on a worker that holds the voice warm; its ``audio_chunk`` events are relayed to the
 client as they arrive. The response starts only once the first chunk exists, so a request that fails early gets a
 JSON error with its status; a failure after that ends the PCM stream (or, for SSE, sends an ``error`` event).
+
+Every body and form is parsed by a schema below before anything is queued: known fields are typed and bounded, and
+unknown ones are ignored, as these routes always did for OpenTalking's and OpenAI clients' extras. Jobs are built
+through the schema ``POST /v1/generate`` uses.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+from marshmallow import EXCLUDE, fields, validate
 
-from omnirt.api.errors import ApiError, error_response, status_for
+from omnirt.api.errors import ApiError, error_response, json_object, status_for
 from omnirt.api.submission import submit, wait_for
 from omnirt.contracts.errors import ModelNotRegisteredError
-from omnirt.contracts.types import GenerateRequest, StageEvent
+from omnirt.contracts.schemas import MAX_NAME_LENGTH, GenerateRequestSchema, RequestBodySchema, SafeString
+from omnirt.contracts.types import StageEvent
 from omnirt.events.bus import TERMINAL_EVENTS
 from omnirt.registry.registry import get_model, list_available_models
 from omnirt.runtime.audio import streaming_wav_header
@@ -30,6 +36,75 @@ SCHEMA = "text2audio.service.v1"
 DEFAULT_TTS = "hibari-tts"
 DEFAULT_ASR = "pocketsphinx-en"
 FIRST_CHUNK_TIMEOUT_S = 120.0
+OPENAI_VOICES = ("alloy", "ash", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "default")
+SAMPLE_RATES = validate.Range(8000, 48000)
+SPEEDS = validate.Range(0.25, 4.0)
+
+
+def _name(**kwargs: Any) -> SafeString:
+    return SafeString(max_length=MAX_NAME_LENGTH, load_default=None, **kwargs)
+
+
+class SpeechBodySchema(RequestBodySchema):
+    """Base of the speech bodies: unknown keys are ignored (clients send engine-specific extras)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+class StreamConfigSchema(SpeechBodySchema):
+    voice = _name()
+    sample_rate = fields.Integer(strict=True, load_default=None, validate=SAMPLE_RATES)
+    speed = fields.Float(load_default=None, validate=SPEEDS)
+
+
+class StreamBodySchema(SpeechBodySchema):
+    """``POST /v1/text2audio/stream`` (text2audio.service.v1)."""
+
+    text = SafeString(required=True)
+    model = _name()
+    voice = _name()
+    speaker_profile = _name()
+    audio_format = fields.String(load_default="pcm_s16le", validate=validate.OneOf(["pcm_s16le", "wav"]))
+    sample_rate = fields.Integer(strict=True, load_default=None, validate=SAMPLE_RATES)
+    config = fields.Nested(StreamConfigSchema, load_default=lambda: StreamConfigSchema().load({}))
+
+
+class IndexTTSBodySchema(SpeechBodySchema):
+    """``POST /v1/text2audio/indextts``: OpenTalking's IndexTTS body; the server's legacy model answers."""
+
+    text = SafeString(required=True)
+    voice = _name()
+    model = _name()
+    sample_rate = fields.Integer(strict=True, load_default=16000, validate=SAMPLE_RATES)
+
+
+class WarmupBodySchema(SpeechBodySchema):
+    """``POST /v1/text2audio/warmup`` (the body is optional)."""
+
+    model = _name()
+    text = SafeString(load_default="Warm up.")
+
+
+class OpenAISpeechBodySchema(SpeechBodySchema):
+    """``POST /v1/audio/speech`` (OpenAI audio.speech); ``prompt`` is read when ``input`` is absent."""
+
+    text = SafeString(data_key="input", load_default=None)
+    prompt = SafeString(load_default=None)
+    model = _name()
+    voice = _name()
+    instructions = SafeString(load_default=None)  # accepted and ignored
+    response_format = fields.String(load_default="wav", validate=validate.OneOf(["wav", "pcm"]))
+    stream_format = fields.String(load_default="audio", validate=validate.OneOf(["audio", "sse"]))
+    speed = fields.Float(load_default=None, validate=SPEEDS)
+
+
+class TranscriptionFormSchema(SpeechBodySchema):
+    """``POST /v1/audio/transcriptions`` form fields (the ``file`` upload apart)."""
+
+    model = SafeString(max_length=MAX_NAME_LENGTH, load_default=DEFAULT_ASR)
+    language = SafeString(max_length=16, load_default=None)
+    response_format = fields.String(load_default="json", validate=validate.OneOf(["json", "text"]))
 
 
 def backplane() -> Any:
@@ -60,6 +135,16 @@ def start_synthesis(
     """Queue a streaming synthesis and wait for its first audio chunk (or its end)."""
     if not text.strip():
         raise ApiError(400, "invalid_request", "text is required")
+    config: dict[str, Any] = {"stream": True}
+    if voice:
+        config["voice"] = voice
+    if sample_rate is not None:
+        config["sample_rate"] = sample_rate
+    if speed is not None:
+        config["speed"] = speed
+    request_ = GenerateRequestSchema().load(
+        {"task": "text2audio", "model": model, "inputs": {"prompt": text}, "config": config}
+    )
     plane = backplane()
     if not plane.settings.embedded:
         from omnirt.tasks.routing import candidate_queues
@@ -72,16 +157,7 @@ def start_synthesis(
                 f"No live worker serves {model} ({' | '.join(queues)}).",
                 headers={"Retry-After": "5"},
             )
-    config: dict[str, Any] = {"stream": True}
-    if voice:
-        config["voice"] = voice
-    if sample_rate:
-        config["sample_rate"] = int(sample_rate)
-    if speed:
-        config["speed"] = float(speed)
-    job, _ = submit(
-        backplane(), GenerateRequest(task="text2audio", model=model, inputs={"prompt": text}, config=config)
-    )
+    job, _ = submit(plane, request_)
     subscription = backplane().events.subscribe(job.id, "0-0")
     deadline = time.monotonic() + FIRST_CHUNK_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -148,32 +224,23 @@ def text2audio_stream() -> Any:
     """Stream speech as it is synthesised: raw pcm_s16le (audio/L16) or a streaming WAV.
     ---
     post:
-      requestBody:
-        content:
-          application/json:
-            schema: {type: object, required: [text], properties: {text: {type: string}, model: {type: string},
-                     voice: {type: string}, audio_format: {type: string, enum: [pcm_s16le, wav]},
-                     sample_rate: {type: integer}, config: {type: object}}}
+      requestBody: {content: {application/json: {schema: StreamBodySchema}}}
       responses:
         200: {description: audio/L16 chunks as they are produced}
         400: {description: Invalid request, content: {application/json: {schema: Error}}}
         404: {description: Unknown text2audio model, content: {application/json: {schema: Error}}}
     """
-    body = _json_body()
-    audio_format = body.get("audio_format") or "pcm_s16le"
-    if audio_format not in ("pcm_s16le", "wav"):
-        raise ApiError(400, "invalid_request", "audio_format must be pcm_s16le or wav.")
-    model = resolve_tts(body.get("model"))
-    config = body.get("config") if isinstance(body.get("config"), dict) else {}
-    voice = body.get("voice") or body.get("speaker_profile") or config.get("voice")
+    body = StreamBodySchema().load(json_object())
+    config = body["config"]
+    model = resolve_tts(body["model"])
     job_id, subscription, first = start_synthesis(
         model,
-        str(body.get("text") or ""),
-        voice=voice,
-        sample_rate=body.get("sample_rate") or config.get("sample_rate"),
-        speed=config.get("speed"),
+        body["text"],
+        voice=body["voice"] or body["speaker_profile"] or config["voice"],
+        sample_rate=body["sample_rate"] or config["sample_rate"],
+        speed=config["speed"],
     )
-    return pcm_response(model, job_id, subscription, first, wav=audio_format == "wav")
+    return pcm_response(model, job_id, subscription, first, wav=body["audio_format"] == "wav")
 
 
 @bp.post("/v1/text2audio/indextts")
@@ -181,24 +248,16 @@ def text2audio_indextts() -> Any:
     """OpenTalking's legacy TTS call: its IndexTTS body as it is (unknown keys tolerated), raw PCM back.
     ---
     post:
-      responses: {200: {description: audio/L16 chunks; x-audio-sample-rate}}
+      requestBody: {content: {application/json: {schema: IndexTTSBodySchema}}}
+      responses:
+        200: {description: audio/L16 chunks; x-audio-sample-rate}
+        400: {description: Invalid request, content: {application/json: {schema: Error}}}
     """
-    body = _json_body()
+    body = IndexTTSBodySchema().load(json_object())
     model = resolve_tts(current_app.config.get("OMNIRT_LEGACY_TTS_MODEL", DEFAULT_TTS))
-    voice = body.get("voice")
-    if voice in (None, "", "local-default", "default"):
-        voice = None
-    job_id, subscription, first = start_synthesis(
-        model, str(body.get("text") or ""), voice=voice, sample_rate=int(body.get("sample_rate") or 16000)
-    )
+    voice = None if body["voice"] in ("local-default", "default") else body["voice"]
+    job_id, subscription, first = start_synthesis(model, body["text"], voice=voice, sample_rate=body["sample_rate"])
     return pcm_response(model, job_id, subscription, first, wav=False, legacy=True)
-
-
-def _json_body() -> dict[str, Any]:
-    body = request.get_json(force=True, silent=True)
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_request", "The body must be a JSON object.")
-    return body
 
 
 def statuses() -> list[dict[str, Any]]:
@@ -288,14 +347,16 @@ def text2audio_warmup() -> Any:
     """Synthesise a short text so the voice is loaded and warm on a worker.
     ---
     post:
-      responses: {200: {description: "{ok, model, elapsed_ms}"}}
+      requestBody: {required: false, content: {application/json: {schema: WarmupBodySchema}}}
+      responses:
+        200: {description: "{ok, model, elapsed_ms}"}
+        400: {description: Invalid request, content: {application/json: {schema: Error}}}
     """
-    body = request.get_json(force=True, silent=True) or {}
-    model = resolve_tts(body.get("model"))
+    body = WarmupBodySchema().load(json_object(optional=True))
+    model = resolve_tts(body["model"])
     started = time.perf_counter()
-    job, _ = submit(
-        backplane(), GenerateRequest(task="text2audio", model=model, inputs={"prompt": body.get("text") or "Warm up."})
-    )
+    request_ = GenerateRequestSchema().load({"task": "text2audio", "model": model, "inputs": {"prompt": body["text"]}})
+    job, _ = submit(backplane(), request_)
     finished = wait_for(backplane(), job.id, current_app.config["OMNIRT_SETTINGS"].sync_timeout_s)
     if finished is None or finished.state.value != "succeeded":
         error = (finished.error if finished else None) or {"code": "no_capacity", "message": "Warm-up did not finish."}
@@ -308,25 +369,20 @@ def openai_speech() -> Any:
     """OpenAI audio.speech: wav or pcm, streamed as audio or as SSE (speech.audio.delta / done / error).
     ---
     post:
+      requestBody: {content: {application/json: {schema: OpenAISpeechBodySchema}}}
       responses:
         200: {description: audio/wav, audio/L16 or text/event-stream}
         400: {description: Invalid request, content: {application/json: {schema: Error}}}
     """
-    body = _json_body()
-    text = str(body.get("input") or body.get("prompt") or "")
-    model = resolve_tts(body.get("model"))
-    response_format = body.get("response_format") or "wav"
-    if response_format not in ("wav", "pcm"):
-        raise ApiError(400, "invalid_request", "response_format must be wav or pcm.")
-    stream_format = body.get("stream_format") or "audio"
-    if stream_format not in ("audio", "sse"):
-        raise ApiError(400, "invalid_request", "stream_format must be audio or sse.")
-    voice = body.get("voice")
-    if voice in ("alloy", "ash", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "default"):
+    body = OpenAISpeechBodySchema().load(json_object())
+    model = resolve_tts(body["model"])
+    voice = body["voice"]
+    if voice in OPENAI_VOICES:
         voice = None  # OpenAI voice names pick the model's default voice
-    job_id, subscription, first = start_synthesis(model, text, voice=voice, sample_rate=None, speed=body.get("speed"))
-    if stream_format == "audio":
-        return pcm_response(model, job_id, subscription, first, wav=response_format == "wav")
+    text = body["text"] or body["prompt"] or ""
+    job_id, subscription, first = start_synthesis(model, text, voice=voice, sample_rate=None, speed=body["speed"])
+    if body["stream_format"] == "audio":
+        return pcm_response(model, job_id, subscription, first, wav=body["response_format"] == "wav")
 
     def events() -> Iterator[str]:
         for event in chunks(subscription, first):
@@ -350,25 +406,24 @@ def openai_transcriptions() -> Any:
     """OpenAI audio.transcriptions (multipart `file`, `model`, optional `language`, `response_format` json|text).
     ---
     post:
+      description: The form fields below plus the `file` upload (required).
+      requestBody: {content: {multipart/form-data: {schema: TranscriptionFormSchema}}}
       responses:
         200: {description: "{text}"}
         400: {description: Invalid request, content: {application/json: {schema: Error}}}
     """
+    form = TranscriptionFormSchema().load(request.form.to_dict())
     upload = request.files.get("file")
     if upload is None:
         raise ApiError(400, "invalid_request", "A `file` upload is required.")
-    model = request.form.get("model") or DEFAULT_ASR
-    if model == "whisper-1":
-        model = DEFAULT_ASR
-    response_format = request.form.get("response_format") or "json"
-    if response_format not in ("json", "text"):
-        raise ApiError(400, "invalid_request", "response_format must be json or text.")
+    model = DEFAULT_ASR if form["model"] == "whisper-1" else form["model"]
     mime = upload.mimetype or "audio/wav"
     data_url = f"data:{mime};base64,{base64.b64encode(upload.read()).decode('ascii')}"
-    config = {"language": request.form["language"]} if request.form.get("language") else {}
-    job, _ = submit(
-        backplane(), GenerateRequest(task="audio2text", model=model, inputs={"audio": data_url}, config=config)
+    config = {"language": form["language"]} if form["language"] else {}
+    request_ = GenerateRequestSchema().load(
+        {"task": "audio2text", "model": model, "inputs": {"audio": data_url}, "config": config}
     )
+    job, _ = submit(backplane(), request_)
     finished = wait_for(backplane(), job.id, current_app.config["OMNIRT_SETTINGS"].sync_timeout_s)
     if finished is None or finished.state.value != "succeeded":
         error = (finished.error if finished else None) or {"code": "no_capacity", "message": "Not transcribed in time."}
@@ -376,6 +431,6 @@ def openai_transcriptions() -> Any:
     from pathlib import Path
 
     text = Path(finished.result["outputs"][0]["path"]).read_text(encoding="utf-8").strip()
-    if response_format == "text":
+    if form["response_format"] == "text":
         return Response(text, mimetype="text/plain")
     return jsonify({"text": text})

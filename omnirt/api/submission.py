@@ -2,8 +2,9 @@
 record, dispatch; and waiting for a job to finish for synchronous callers.
 
 Nothing a client names is trusted: inputs arrive as ``data:`` URLs (written into the job's own folder) or as paths
-under ``OMNIRT_INPUT_ROOTS``; ``model_path`` and adapter paths must lie in the models dir (or be hub ids);
-``output_dir`` is the server's business. URLs are never fetched.
+under ``OMNIRT_INPUT_ROOTS``; ``model_path`` and adapter paths must lie in the models dir (or be hub ids; the
+same check a fleet worker makes again, :func:`omnirt.runtime.weights.resolve_model_path`); ``output_dir`` is the
+server's business. URLs are never fetched. Errors name the input (``inputs.image``), never a server path.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import base64
 import binascii
 import hashlib
 import json
-import os
 import re
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +25,14 @@ from marshmallow import fields, post_load, validate
 
 from omnirt.api.errors import ApiError
 from omnirt.backplane import Backplane
-from omnirt.contracts.errors import ModelNotRegisteredError
+from omnirt.contracts.errors import ModelNotRegisteredError, RequestValidationError
 from omnirt.contracts.schemas import GenerateRequestSchema
-from omnirt.contracts.types import GenerateRequest
+from omnirt.contracts.types import AdapterRef, GenerateRequest
 from omnirt.events.bus import TERMINAL_EVENTS, job_event
 from omnirt.jobs.job import Job, JobState, new_job_id
 from omnirt.registry.registry import get_model
-from omnirt.registry.validation import PATH_INPUTS, validate_request
-from omnirt.runtime.weights import default_models_dir
+from omnirt.registry.validation import PATH_INPUTS, ValidationResult, validate_request
+from omnirt.runtime.weights import checked_path_text, default_models_dir, path_in_models_dir, resolve_model_path
 from omnirt.settings import Settings
 from omnirt.tasks.routing import choose_queue
 
@@ -89,17 +91,29 @@ def resolve_model(request: GenerateRequest, settings: Settings) -> GenerateReque
     return request
 
 
-def _input_roots() -> list[Path]:
-    return [Path(root).resolve() for root in os.environ.get("OMNIRT_INPUT_ROOTS", "").split(os.pathsep) if root]
-
-
 def _inside(path: Path, roots: list[Path]) -> bool:
-    resolved = path.resolve()
+    """Whether the real path of ``path`` (symlinks followed) is one of ``roots`` or lies under one."""
+    try:
+        resolved = path.resolve()
+    except (OSError, ValueError):
+        return False
     return any(resolved == root or root in resolved.parents for root in roots)
 
 
+@contextmanager
+def _client_path_errors() -> Iterator[None]:
+    """A refused client path (:mod:`omnirt.runtime.weights`) as the API's 400 ``invalid_request``."""
+    try:
+        yield
+    except RequestValidationError as exc:
+        raise ApiError(400, "invalid_request", exc.message, exc.details) from None
+
+
 def materialize_inputs(request: GenerateRequest, job_dir: Path, settings: Settings) -> GenerateRequest:
-    """Write ``data:`` URL inputs into the job's folder and check every other path against the allowed roots."""
+    """Write ``data:`` URL inputs into the job's folder, check every other input path against the allowed roots,
+    and resolve ``config.model_path`` and adapter paths (:func:`omnirt.runtime.weights.resolve_model_path`). A path
+    that is not a non-empty string, holds a NUL byte or is over-long is refused before anything touches the disk."""
+    input_roots = [root.resolve() for root in settings.input_roots]
     inputs = dict(request.inputs)
     for key in PATH_INPUTS:
         values = inputs.get(key)
@@ -108,47 +122,100 @@ def materialize_inputs(request: GenerateRequest, job_dir: Path, settings: Settin
         items = values if isinstance(values, list) else [values]
         resolved = []
         for index, item in enumerate(items):
-            if not isinstance(item, str):
-                raise ApiError(400, "invalid_request", f"inputs.{key} must be a data: URL or an allowed path.")
+            field = f"inputs.{key}"
+            if not isinstance(item, str) or "\x00" in item:
+                raise ApiError(400, "invalid_request", f"{field} must be a data: URL or an allowed path.")
             if item.startswith("data:"):
                 resolved.append(str(_write_data_url(item, job_dir / "inputs", f"{key}-{index}")))
-            elif item.startswith(("http://", "https://", "ftp://", "file:")):
-                raise ApiError(400, "invalid_request", f"inputs.{key}: URLs are not fetched; send a data: URL.")
-            elif _inside(Path(item), _input_roots()):
-                resolved.append(str(Path(item).resolve()))
-            else:
+                continue
+            with _client_path_errors():
+                checked_path_text(item, field)
+            if item.startswith(("http://", "https://", "ftp://", "file:")):
+                raise ApiError(400, "invalid_request", f"{field}: URLs are not fetched; send a data: URL.")
+            if not _inside(Path(item), input_roots):
                 raise ApiError(
                     400,
                     "invalid_request",
-                    f"inputs.{key}: server paths are only accepted under OMNIRT_INPUT_ROOTS; "
-                    "send the file as a data: URL.",
+                    f"{field}: server paths are only accepted under OMNIRT_INPUT_ROOTS; send the file as a data: URL.",
                 )
+            resolved.append(str(Path(item).resolve()))
         inputs[key] = resolved if isinstance(values, list) else resolved[0]
     config = dict(request.config)
     if "output_dir" in config:
         raise ApiError(400, "invalid_request", "config.output_dir is chosen by the server.")
-    models_root = default_models_dir().resolve()
-    model_path = config.get("model_path")
-    if model_path is not None:
-        path = Path(str(model_path))
-        hub_like = re.fullmatch(r"[\w.-]+/[\w.-]+", str(model_path)) and not path.exists()
-        if not hub_like and not _inside(path if path.is_absolute() else models_root / path, [models_root]):
-            raise ApiError(400, "invalid_request", "config.model_path must be a hub id or lie in the models dir.")
-        if not hub_like and not path.is_absolute():
-            config["model_path"] = str(models_root / path)
-    for adapter in request.adapters or []:
-        if adapter.path.startswith(("hf://", "https://huggingface.co/")):
-            continue
-        if not _inside(Path(adapter.path), [models_root]):
-            raise ApiError(400, "invalid_request", "Adapter paths must be hf:// references or lie in the models dir.")
+    models_root = default_models_dir()
+    with _client_path_errors():
+        if config.get("model_path") is not None:
+            config["model_path"] = resolve_model_path(config["model_path"], models_root)
+        adapters = [
+            _checked_adapter(adapter, index, models_root) for index, adapter in enumerate(request.adapters or [])
+        ]
     return GenerateRequest(
         task=request.task,
         model=request.model,
         backend=request.backend,
         inputs=inputs,
         config=config,
-        adapters=request.adapters,
+        adapters=adapters if request.adapters is not None else None,
     )
+
+
+def _checked_adapter(adapter: AdapterRef, index: int, models_root: Path) -> AdapterRef:
+    """An adapter reference as stored: an ``hf://`` or huggingface.co reference unchanged, else the real path of a
+    file or folder inside the models dir (a relative path is relative to it)."""
+    field = f"adapters[{index}].path"
+    path = checked_path_text(adapter.path, field)
+    if path.startswith(("hf://", "https://huggingface.co/")):
+        return adapter
+    try:
+        real = path_in_models_dir(path, models_root, field=field)
+    except RequestValidationError:
+        raise RequestValidationError(
+            f"{field} must be an hf:// reference or lie in the models dir.", details={"field": field}
+        ) from None
+    return AdapterRef(kind=adapter.kind, path=str(real), scale=adapter.scale)
+
+
+def _path_names(request: GenerateRequest) -> dict[str, str]:
+    """Each server path in a materialized request -> what the client called it (``inputs.image``,
+    ``config.model_path``), so that error messages name the input instead of showing server paths."""
+    names: dict[str, str] = {}
+    for key in PATH_INPUTS:
+        values = request.inputs.get(key)
+        items = values if isinstance(values, list) else [values]
+        for index, item in enumerate(items):
+            if isinstance(item, str):
+                names[item] = f"inputs.{key}[{index}]" if isinstance(values, list) else f"inputs.{key}"
+    model_path = request.config.get("model_path")
+    if isinstance(model_path, str) and Path(model_path).is_absolute():
+        names[model_path] = "config.model_path"
+    for index, adapter in enumerate(request.adapters or []):
+        names[adapter.path] = f"adapters[{index}].path"
+    return names
+
+
+def _naming_inputs(value: Any, names: dict[str, str]) -> Any:
+    """``value`` (a message, or JSON-like details) with every server path in ``names`` replaced by its name."""
+    if isinstance(value, str):
+        for path in sorted(names, key=len, reverse=True):  # longest first: no path is cut by a shorter one
+            value = value.replace(path, names[path])
+        return value
+    if isinstance(value, dict):
+        return {key: _naming_inputs(item, names) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_naming_inputs(item, names) for item in value]
+    return value
+
+
+def _raise_naming_inputs(validation: ValidationResult, request: GenerateRequest) -> None:
+    """Raise the validation errors of the materialized ``request``, naming inputs instead of their server paths."""
+    try:
+        validation.raise_for_errors()
+    except RequestValidationError as exc:
+        names = _path_names(request)
+        raise RequestValidationError(
+            _naming_inputs(exc.message, names), details=_naming_inputs(exc.details, names)
+        ) from None
 
 
 def _write_data_url(url: str, folder: Path, stem: str) -> Path:
@@ -189,10 +256,10 @@ def submit(
     job_id = job_id or new_job_id()
     job_dir = settings.artifact_dir.resolve() / job_id
     safe = materialize_inputs(request, job_dir, settings)
-    validation = validate_request(safe, probe_backend=False)
+    validation = validate_request(safe, probe_backend=False, limits=settings.limits)
     if not validation.ok:
         shutil.rmtree(job_dir / "inputs", ignore_errors=True)
-        validation.raise_for_errors()
+        _raise_naming_inputs(validation, safe)
     spec = validation.model
     assert spec is not None
     if settings.embedded:

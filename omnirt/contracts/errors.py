@@ -71,6 +71,21 @@ class InsufficientMemoryError(OmniRTError):
         )
 
 
+class InvalidInputError(OmniRTError, ValueError):
+    """What the client sent cannot be used: a degenerate or undecodable image, an empty or corrupt WAV, an adapter
+    that is not a LoRA. Raised inside a job, it ends the job ``failed`` with a client-error code."""
+
+    code = "invalid_input"
+    http_status = 400
+
+
+class JobTimeoutError(OmniRTError):
+    """The job ran past its time limit (``time_limit_s``, :mod:`omnirt.registry.limits`) and was stopped."""
+
+    code = "timeout"
+    http_status = 504
+
+
 class JobCancelledError(OmniRTError):
     """Raised at a step or chunk boundary when the job was asked to stop."""
 

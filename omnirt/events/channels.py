@@ -5,6 +5,11 @@ A session has an inbound channel (API to worker: audio chunks and control) and a
 (``omnirt:session:<id>:in`` / ``:out``, short ``MAXLEN``, expiring with the session); embedded they are queues.
 The lease record (``omnirt:session:<id>``) says who holds the session: a worker may claim it only while it is
 ``pending``, so a session the API gave up on (no capacity in time) is never started late.
+
+A session that is over is ended (:meth:`SessionChannels.end`, by the worker when its loop stops and by the API when it
+lets the lease go; either may come first, and twice is harmless): embedded, its record and queues are dropped at once
+(readers already handed out keep the messages they hold); in Redis, its keys expire ``CLOSED_TTL_S`` later, long
+enough for the other side to read the last messages.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 SESSION_TTL_S = 6 * 3600
+CLOSED_TTL_S = 60
 
 
 @dataclass
@@ -34,6 +40,7 @@ class SessionChannels(Protocol):
     def abandon(self, session_id: str) -> bool: ...
     def send(self, session_id: str, direction: str, message: Message) -> None: ...
     def reader(self, session_id: str, direction: str) -> Any: ...
+    def end(self, session_id: str) -> None: ...
 
 
 # -- Redis ------------------------------------------------------------------------------------------------------------
@@ -127,6 +134,14 @@ class RedisSessionChannels:
     def reader(self, session_id: str, direction: str) -> RedisReader:
         return RedisReader(self.redis, _key(session_id, f":{direction}"))
 
+    def end(self, session_id: str) -> None:
+        """The session is over: mark it closed and let its record and streams expire shortly."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(_key(session_id), "state", "closed")
+        for key in (_key(session_id), _key(session_id, ":in"), _key(session_id, ":out")):
+            pipe.expire(key, CLOSED_TTL_S)
+        pipe.execute()
+
 
 # -- Memory -----------------------------------------------------------------------------------------------------------
 
@@ -143,14 +158,12 @@ class MemoryReader:
 
 
 class MemorySessionChannels:
+    """Embedded sessions: records and queues in this process, dropped when the session ends."""
+
     def __init__(self) -> None:
         self._records: dict[str, dict[str, Any]] = {}
         self._queues: dict[tuple[str, str], queue.Queue] = {}
         self._lock = threading.Lock()
-
-    def _queue(self, session_id: str, direction: str) -> queue.Queue:
-        with self._lock:
-            return self._queues.setdefault((session_id, direction), queue.Queue())
 
     def create(self, session_id: str, record: dict[str, Any]) -> None:
         with self._lock:
@@ -159,6 +172,8 @@ class MemorySessionChannels:
                 "state": "pending",
                 "created": str(time.time()),
             }
+            for direction in ("in", "out"):
+                self._queues.setdefault((session_id, direction), queue.Queue())
 
     def claim(self, session_id: str, worker_id: str) -> dict[str, Any] | None:
         with self._lock:
@@ -187,7 +202,25 @@ class MemorySessionChannels:
             return True
 
     def send(self, session_id: str, direction: str, message: Message) -> None:
-        self._queue(session_id, direction).put(message)
+        """Queue ``message``; dropped when the session has ended (nobody reads it any more)."""
+        with self._lock:
+            messages = self._queues.get((session_id, direction))
+        if messages is not None:
+            messages.put(message)
 
     def reader(self, session_id: str, direction: str) -> MemoryReader:
-        return MemoryReader(self._queue(session_id, direction))
+        """A reader of one direction; for a session that does not exist (or ended), one that never yields."""
+        with self._lock:
+            messages = self._queues.get((session_id, direction))
+        return MemoryReader(messages if messages is not None else queue.Queue())
+
+    def end(self, session_id: str) -> None:
+        with self._lock:
+            self._records.pop(session_id, None)
+            for direction in ("in", "out"):
+                self._queues.pop((session_id, direction), None)
+
+    def open_sessions(self) -> list[str]:
+        """Ids of the sessions not yet ended (records or queues held)."""
+        with self._lock:
+            return sorted(set(self._records) | {session_id for session_id, _ in self._queues})

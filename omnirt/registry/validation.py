@@ -2,7 +2,8 @@
 
 The checks, in order: the (model, task) pair; config resolution (spec defaults < weights-folder defaults < preset <
 user config); unknown input and config keys; missing inputs; input paths; value rules (types, ranges, enums,
-mutually exclusive switches, device maps, paths); the scheduler; adapters; the backend; aliases.
+mutually exclusive switches, device maps, paths); size limits (steps, pixels, frames, images:
+:mod:`omnirt.registry.limits`); the scheduler; adapters; the backend; aliases.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from omnirt.contracts.errors import ModelNotRegisteredError, RequestValidationError
 from omnirt.contracts.types import GenerateRequest
+from omnirt.registry.limits import limit_errors, limits_for
 from omnirt.registry.presets import PRESETS, preset_config
 from omnirt.registry.registry import get_model, nearby_models, tasks_of
 from omnirt.registry.spec import ModelSpec
@@ -251,8 +253,10 @@ def validate_request(
     backend: str | None = None,
     probe_backend: bool = True,
     folder_defaults: dict[str, Any] | None = None,
+    limits: dict[str, Any] | None = None,
 ) -> ValidationResult:
-    """Check ``request`` against the registry. ``probe_backend=False`` skips the local hardware check (the API)."""
+    """Check ``request`` against the registry. ``probe_backend=False`` skips the local hardware check (the API);
+    ``limits`` are the operator's overrides of the request limits (:mod:`omnirt.registry.limits`)."""
     result = ValidationResult(request=request)
     try:
         spec = get_model(request.model, request.task)
@@ -295,6 +299,8 @@ def validate_request(
         )
     _check_inputs(result, spec, request.inputs)
     _check_values(result, {key: value for key, value in config.items() if key in caps.supported_config})
+    for message in limit_errors(config, limits_for(spec, limits)):
+        result.error(message)
 
     scheduler = config.get("scheduler")
     if scheduler is not None and caps.supported_schedulers and scheduler not in caps.supported_schedulers:

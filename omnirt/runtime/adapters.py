@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from omnirt.contracts.errors import WeightFormatError, WeightsNotFoundError
+from omnirt.contracts.errors import InvalidInputError, WeightFormatError, WeightsNotFoundError
 from omnirt.contracts.types import AdapterRef
 
 LORA_FILE_NAMES = ("pytorch_lora_weights.safetensors", "adapter_model.safetensors")
@@ -77,7 +77,12 @@ def load_adapters(pipe: Any, adapters: list[AdapterRef]) -> list[str]:
     names: list[str] = []
     for index, adapter in enumerate(adapters):
         name = f"omnirt_lora_{index}"
-        pipe.load_lora_weights(resolve_adapter_file(adapter.path), adapter_name=name)
+        try:
+            pipe.load_lora_weights(resolve_adapter_file(adapter.path), adapter_name=name)
+        except (ValueError, KeyError, RuntimeError, OSError) as exc:
+            raise InvalidInputError(
+                f"Adapter {index} ({Path(adapter.path).name}) is not a LoRA this model can load ({type(exc).__name__})."
+            ) from exc
         names.append(name)
     if names:
         pipe.set_adapters(names, adapter_weights=[float(adapter.scale) for adapter in adapters])

@@ -12,7 +12,10 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from omnirt.contracts.errors import RequestValidationError
+from omnirt.contracts.errors import InvalidInputError
+
+MIN_SAMPLE_RATE = 4000  # Hz: below this no speech model has anything to hear
+MAX_AUDIO_S = 600.0  # one request's audio: ten minutes
 
 
 def load_audio(value: Any, *, sample_rate: int, field: str = "audio") -> Any:
@@ -25,22 +28,36 @@ def load_audio(value: Any, *, sample_rate: int, field: str = "audio") -> Any:
         value = base64.b64decode(value.partition(",")[2])
     source: Any = io.BytesIO(value) if isinstance(value, (bytes, bytearray)) else str(Path(value).expanduser())
     try:
-        return _decode(source, sample_rate)
+        samples = _decode(source, sample_rate, field)
+    except InvalidInputError:
+        raise
     except Exception as exc:
-        raise RequestValidationError(f"Input '{field}' is not readable audio: {type(exc).__name__}: {exc}") from exc
+        raise InvalidInputError(f"Input '{field}' is not readable audio ({type(exc).__name__}).") from exc
+    if len(samples) == 0:
+        raise InvalidInputError(f"Input '{field}' holds no audio samples.")
+    return samples
 
 
-def _decode(source: Any, sample_rate: int) -> Any:
+def _decode(source: Any, sample_rate: int, field: str) -> Any:
     import av
     import numpy as np
 
     chunks = []
+    limit = int(MAX_AUDIO_S * sample_rate)
     with av.open(source) as container:
         stream = container.streams.audio[0]
+        if not stream.rate or stream.rate < MIN_SAMPLE_RATE:
+            raise InvalidInputError(
+                f"Input '{field}' has a sample rate of {stream.rate} Hz; audio needs at least {MIN_SAMPLE_RATE} Hz."
+            )
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        total = 0
         for frame in container.decode(stream):
             for converted in resampler.resample(frame):
                 chunks.append(converted.to_ndarray().reshape(-1))
+                total += len(chunks[-1])
+            if total > limit:
+                raise InvalidInputError(f"Input '{field}' is longer than {MAX_AUDIO_S:g} s.")
         for converted in resampler.resample(None):
             chunks.append(converted.to_ndarray().reshape(-1))
     return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)

@@ -43,6 +43,8 @@ class Engine:
     ) -> None:
         #: torch intra-op threads for this process, set before the first model loads (None or 0: torch's default).
         self.torch_threads = torch_threads
+        #: the operator's request limits (omnirt.registry.limits), checked again before each run.
+        self.limits: dict[str, float] = {}
         self.cache = WarmPipelineCache(
             max_entries=cache_size, idle_unload_s=idle_unload_s, memory_budget_gb=memory_budget_gb
         )
@@ -69,7 +71,7 @@ class Engine:
         Artifacts go to ``run_dir`` if given, else ``<output_dir>/<run id>/`` (``config.output_dir`` wins over both).
         ``avatars`` is the avatar store, for avatar models that read prepared avatars.
         """
-        validation = validate_request(request, backend=backend)
+        validation = validate_request(request, backend=backend, limits=self.limits)
         validation.raise_for_errors()
         spec = validation.model
         assert spec is not None  # a valid request has a model
@@ -108,6 +110,11 @@ class Engine:
         with entry.lock:
             entry.uses += 1
             return entry.pipeline.run(ctx, report)
+
+    def configure(self, settings: Any) -> None:
+        """Take the process settings that apply to runs: torch threads and the request limits."""
+        self.torch_threads = settings.torch_threads
+        self.limits = dict(settings.limits)
 
     def preload(self, model_id: str, *, backend: str = "auto") -> None:
         """Load ``model_id`` (its primary task, default settings) into the warm cache without running it."""
@@ -203,8 +210,8 @@ def configure_default_engine(settings: Any) -> Engine:
             cache_size=settings.cache_size,
             idle_unload_s=settings.idle_unload_s,
             memory_budget_gb=settings.memory_budget_gb,
-            torch_threads=settings.torch_threads,
         )
+        _DEFAULT_ENGINE.configure(settings)
         return _DEFAULT_ENGINE
 
 

@@ -7,6 +7,11 @@ Resolution order (first hit wins):
    (default ``~/.omnirt/models``); ``omnirt make-tiny`` writes there;
 3. the spec's hub id, when it is already in the local Hugging Face cache, or when the hub can be reached.
 
+A ``model_path`` that comes from a client (the API, and a fleet worker running a stored job) is *confined*:
+:func:`resolve_model_path` accepts only a hub id of the form ``org/name`` or a folder (or file) whose real path lies
+inside the models dir, and refuses anything else with ``invalid_request``. The API and the worker both call it, so
+they agree. Local use (the CLI, the Python API) may name any folder.
+
 A weights folder may hold ``omnirt.json`` with ``default_config``: generation defaults for that checkpoint. They sit
 between the registry's defaults and the preset, so user config and presets still win.
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 FOLDER_DEFAULTS_FILE = "omnirt.json"
+MAX_PATH_CHARS = 1024  # longer path strings from a client are refused outright
+HUB_ID_PATTERN = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9_][\w.-]*", re.ASCII)  # org/name, nothing more
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,83 @@ def _looks_like_hub_id(value: str) -> bool:
     return len(parts) == 2 and all(parts) and not value.startswith((".", "~", "/"))
 
 
+def is_hub_id(value: str) -> bool:
+    """``org/name`` exactly: no ``..``, no leading ``/`` or ``.``, ASCII word characters, dots and dashes only."""
+    return HUB_ID_PATTERN.fullmatch(value) is not None and ".." not in value
+
+
+def checked_path_text(value: Any, field: str) -> str:
+    """``value`` when it can be a path a client names: a non-empty string without NUL bytes, at most
+    :data:`MAX_PATH_CHARS` long. Otherwise ``invalid_request`` naming ``field`` (never echoing the value)."""
+    from omnirt.contracts.errors import RequestValidationError
+
+    if not isinstance(value, str) or not value:
+        problem = "must be a non-empty string"
+    elif "\x00" in value:
+        problem = "must not contain NUL bytes"
+    elif len(value) > MAX_PATH_CHARS:
+        problem = f"is longer than {MAX_PATH_CHARS} characters"
+    else:
+        return value
+    raise RequestValidationError(f"{field} {problem}.", details={"field": field})
+
+
+def path_in_models_dir(value: str, models_dir: Path, *, field: str) -> Path:
+    """The real path (symlinks followed) of ``value`` when it lies strictly inside ``models_dir``; a relative
+    ``value`` is taken relative to the models dir. Anything else is ``invalid_request``. The path need not exist."""
+    from omnirt.contracts.errors import RequestValidationError
+
+    text = checked_path_text(value, field)
+    root = Path(os.path.realpath(models_dir))
+    try:
+        real = Path(os.path.realpath(root / text))  # an absolute ``text`` replaces ``root``
+    except (OSError, ValueError):
+        real = root
+    if root not in real.parents:
+        raise RequestValidationError(
+            f"{field} must name a folder or file inside the models dir.", details={"field": field}
+        )
+    return real
+
+
+def resolve_model_path(value: str, models_dir: Path | None = None) -> str:
+    """A client's ``config.model_path`` as the API stores it and a fleet worker loads it: a hub id ``org/name``
+    unchanged, or the real path of a folder or file inside the models dir.
+
+    A relative value names a folder in the models dir when one exists there, else it must be a hub id. A hub id that
+    also names a path in this process's working directory is refused: loaders would read that path instead of the hub.
+    Anything else (``..``, absolute paths outside the models dir, symlinks leading out, NUL bytes) is
+    ``invalid_request``."""
+    from omnirt.contracts.errors import RequestValidationError
+
+    field = "config.model_path"
+    text = checked_path_text(value, field)
+    root = models_dir or default_models_dir()
+    if is_hub_id(text) and not (Path(os.path.realpath(root)) / text).exists():
+        if Path(text).exists():
+            raise RequestValidationError(
+                f"{field} '{text}' is ambiguous here: it names a hub id and a local path; put the weights in the "
+                "models dir.",
+                details={"field": field},
+            )
+        return text
+    try:
+        return str(path_in_models_dir(text, root, field=field))
+    except RequestValidationError:
+        raise RequestValidationError(
+            f"{field} must be a hub id (org/name) or name a folder inside the models dir.", details={"field": field}
+        ) from None
+
+
+def model_paths_confined() -> bool:
+    """Whether this process treats ``model_path`` as a client's (:func:`resolve_model_path`): set by
+    ``OMNIRT_CONFINE_MODEL_PATHS``, else in every fleet process (a Redis URL is configured)."""
+    from omnirt.settings import Settings
+
+    settings = Settings.from_env()
+    return settings.confine_model_paths if settings.confine_model_paths is not None else not settings.embedded
+
+
 def _hub_reachable_or_cached(hub_id: str) -> bool:
     """True when the hub id can be loaded: cached locally, or the hub is allowed (not offline mode)."""
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
@@ -91,15 +176,23 @@ def resolve_weights(
     aliases: tuple[str, ...] = (),
     markers: tuple[str, ...] = (),
     file_ok: bool = False,
+    confined: bool | None = None,
 ) -> WeightsSource:
     """Find the weights for ``model_id``; one clear error naming every place looked at when there are none.
 
     A models-dir folder counts when it holds ``model_index.json``, ``config.json``, ``omnirt.json`` or one of the
-    family's ``markers`` (e.g. ``wav2lip.pth``); ``file_ok`` lets ``model_path`` name a single weights file."""
+    family's ``markers`` (e.g. ``wav2lip.pth``); ``file_ok`` lets ``model_path`` name a single weights file.
+    ``confined`` (default: :func:`model_paths_confined`) checks ``model_path`` with :func:`resolve_model_path`
+    first, so a stored job cannot make a worker load from outside the models dir."""
     from omnirt.contracts.errors import WeightsNotFoundError
 
     looked: list[str] = []
+    folder_root = models_dir or default_models_dir()
     if model_path:
+        if confined if confined is not None else model_paths_confined():
+            model_path = resolve_model_path(model_path, folder_root)
+            if is_hub_id(model_path):  # never a folder of that name in the working directory
+                return WeightsSource(model_path, "model_path")
         expanded = Path(model_path).expanduser()
         if expanded.is_dir() or (expanded.is_file() and file_ok):
             return WeightsSource(str(expanded.resolve()), "model_path")
@@ -108,7 +201,6 @@ def resolve_weights(
         looked.append(f"config.model_path={model_path} (no such folder)")
     else:
         looked.append("config.model_path (not set)")
-    folder_root = models_dir or default_models_dir()
     for name in (model_id, *aliases):
         candidate = folder_root / name
         names = ("model_index.json", "config.json", FOLDER_DEFAULTS_FILE, *markers)

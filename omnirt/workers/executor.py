@@ -4,19 +4,27 @@
 process's warm engine with progress and cancellation wired to the job's event stream and record, writes the
 artifacts under ``<artifact dir>/<job id>/`` and ends the job ``succeeded``, ``failed`` or ``cancelled`` with the
 matching terminal event. Nothing large goes through the broker: the task carries the job id only.
+
+Every claimed job ends: whatever is raised once the job is claimed fails it. A job past its time limit
+(:mod:`omnirt.registry.limits`) fails with ``timeout`` at its next step (and Celery's soft limit interrupts one that
+never reaches a step). Error messages name no server paths.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from omnirt.contracts.errors import JobCancelledError, OmniRTError
+from celery.exceptions import SoftTimeLimitExceeded
+
+from omnirt.contracts.errors import JobCancelledError, JobTimeoutError, OmniRTError
 from omnirt.contracts.types import GenerateRequest
 from omnirt.events.bus import job_event
 from omnirt.jobs.job import JobState
 from omnirt.jobs.store import Claim
+from omnirt.registry.limits import job_time_limit_s
 
 if TYPE_CHECKING:
     from omnirt.backplane import Backplane
@@ -40,15 +48,19 @@ def execute_job(job_id: str, *, backplane: Backplane, engine: Engine, worker_id:
     events.append_later(job_id, job_event("job_started", job_id=job_id, worker_id=worker_id, attempt=job.attempts))
 
     last_poll = [time.monotonic(), False]  # a cancel before the start was seen by claim()
+    time_limit_s = job_time_limit_s(job.model, job.task, backplane.settings.limits)
+    deadline = time.monotonic() + time_limit_s
 
     def should_cancel() -> bool:
         now = time.monotonic()
+        if now > deadline:
+            raise JobTimeoutError(f"The job ran past its time limit of {time_limit_s:g} s and was stopped.")
         if now - last_poll[0] >= CANCEL_POLL_S:
             last_poll[:] = [now, store.cancel_requested(job_id)]
         return bool(last_poll[1])
 
-    request = GenerateRequest.from_dict(job.request)
     try:
+        request = GenerateRequest.from_dict(job.request)
         result = engine.run(
             request,
             backend=job.backend,
@@ -62,6 +74,10 @@ def execute_job(job_id: str, *, backplane: Backplane, engine: Engine, worker_id:
         events.flush()
         store.finish(job_id, JobState.CANCELLED, event=job_event("job_cancelled", job_id=job_id))
         return JobState.CANCELLED
+    except SoftTimeLimitExceeded:
+        events.flush()
+        timeout = JobTimeoutError(f"The job ran past its time limit of {time_limit_s:g} s and was stopped.")
+        return _fail(backplane, job_id, timeout.to_dict())
     except OmniRTError as exc:
         events.flush()
         return _fail(backplane, job_id, exc.to_dict())
@@ -85,7 +101,16 @@ def execute_job(job_id: str, *, backplane: Backplane, engine: Engine, worker_id:
     return JobState.SUCCEEDED
 
 
+_SERVER_PATH = re.compile(r"(?<![\w.:/])/(?:[\w.@+-]+/)+[\w.@+-]*")
+
+
+def redact_paths(message: str) -> str:
+    """``message`` with absolute server paths replaced by their last component (``.../image-0.png``)."""
+    return _SERVER_PATH.sub(lambda match: ".../" + match.group(0).rstrip("/").rsplit("/", 1)[-1], message)
+
+
 def _fail(backplane: Backplane, job_id: str, error: dict[str, Any]) -> JobState:
+    error = {**error, "message": redact_paths(str(error.get("message", "")))}
     backplane.store.finish(
         job_id, JobState.FAILED, error=error, event=job_event("job_failed", job_id=job_id, error=error)
     )

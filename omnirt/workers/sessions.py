@@ -6,7 +6,10 @@ admits a session only while the model's measured frames per second cover it (lip
 
 The loop claims the session's lease, opens a rendering session, answers ``ready`` with the media contract, then for
 each inbound message: renders audio to one ``video`` message (``VIDX`` plus timings), applies a config update,
-flushes, cancels, or closes. A session that streams audio of any size and then stops is flushed after
+flushes, cancels, or closes. Every message gets an answer: when opening, rendering or a config update fails, the
+answer is an ``error`` message with a stable code (``bad_config`` for a config the session refuses, the error's own
+code for OmniRT errors, ``runtime_error`` otherwise), and the session goes on. When the loop stops, for whatever
+reason, the session's channels are ended. A session that streams audio of any size and then stops is flushed after
 ``OMNIRT_SESSION_FLUSH_S`` (0.3 s): the frames its audio covers go out. A session with no input for
 ``OMNIRT_SESSION_IDLE_S`` (default 60 s) ends with an ``idle_timeout`` error. If the process dies, the front end sees
 the worker's heartbeat vanish and tells the client.
@@ -20,10 +23,11 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from omnirt.avatars.media import AvatarSession, SessionSpec, pack_vidx
 from omnirt.avatars.media import MessageKind as Kind
-from omnirt.avatars.media import SessionSpec, pack_vidx
 from omnirt.avatars.scheduler import scheduler_of
 from omnirt.contracts.errors import OmniRTError
 from omnirt.events.channels import Message
@@ -104,27 +108,48 @@ def admits(model: str, fps: float) -> bool:
 
 
 def run_session(session_id: str, *, backplane: Backplane, engine: Engine, worker_id: str) -> None:
+    """Hold one session's lease until it closes, goes idle, or cannot open. Every inbound message gets an answer
+    (an ``error`` message when handling it fails), and the session's channels are ended whatever happens."""
     channels = backplane.sessions
     record = channels.claim(session_id, worker_id)
     if record is None:
         log.info("session %s: lease already taken or abandoned", session_id)
         return
+    # Read the inbound channel from the claim on: a close the API sends while the session opens is not lost.
+    inbound = channels.reader(session_id, "in")
 
     def out(kind: str, data: bytes = b"", **meta: Any) -> None:
         channels.send(session_id, "out", Message(kind, meta, data))
 
-    spec = SessionSpec.from_dict(json.loads(record["spec"]))
-    image = base64.b64decode(record["image"]) if record.get("image") else None
     try:
+        spec = SessionSpec.from_dict(json.loads(record["spec"]))
+        image = base64.b64decode(record["image"]) if record.get("image") else None
         pipeline = engine.pipeline_for(spec.model, backend=record.get("backend", "auto"))
         session = pipeline.open_session(spec, image, backplane.avatars)
-    except OmniRTError as exc:
-        out(Kind.ERROR, code=exc.code, message=exc.message)
-        channels.set_state(session_id, "closed")
+    except Exception as exc:  # noqa: BLE001 - every message gets an answer; _failure logs it
+        out(Kind.ERROR, **_failure(exc, session_id, "open"))
+        channels.end(session_id)
         return
-    out(Kind.READY, spec=spec.to_dict(), worker_id=worker_id, session=session.describe())
-    created_ms = float(record.get("created_ms", time.time() * 1000))
-    inbound = channels.reader(session_id, "in")
+    try:
+        out(Kind.READY, spec=spec.to_dict(), worker_id=worker_id, session=session.describe())
+        _serve(session_id, session, spec, inbound, out, backplane, float(record.get("created_ms", time.time() * 1000)))
+    finally:
+        try:
+            session.close()
+        finally:
+            channels.end(session_id)
+
+
+def _serve(
+    session_id: str,
+    session: AvatarSession,
+    spec: SessionSpec,
+    inbound: Any,
+    out: Callable[..., None],
+    backplane: Backplane,
+    created_ms: float,
+) -> None:
+    """The session loop: answer each inbound message until ``close`` or the idle timeout."""
     chunk_index, cancelled, last_input, owed = 0, False, time.monotonic(), False
     flush_after = backplane.settings.session_flush_s
 
@@ -142,48 +167,70 @@ def run_session(session_id: str, *, backplane: Backplane, engine: Engine, worker
         out(Kind.VIDEO, payload, **meta)
         chunk_index += 1
 
-    try:
-        while True:
-            message = inbound.get(timeout=min(0.5, flush_after) if owed else 0.5)
-            if message is None:
-                if owed and time.monotonic() - last_input > flush_after:
-                    # The audio stopped mid-utterance: the frames it covers go out, unasked.
-                    owed = False
-                    started = time.perf_counter()
-                    frames = session.flush()
-                    if frames:
-                        video(frames, started, time.perf_counter())
-                if time.monotonic() - last_input > idle_timeout_s():
-                    message_text = f"No input for {idle_timeout_s():g} s; session closed."
-                    out(Kind.ERROR, code="idle_timeout", message=message_text)
-                    return
-                continue
-            last_input = time.monotonic()
-            if message.kind in (Kind.AUDIO, Kind.FLUSH):
-                if cancelled:
-                    out(Kind.ERROR, code="session_cancelled", message="The session was cancelled.")
-                    continue
-                import numpy as np
-
+    while True:
+        message = inbound.get(timeout=min(0.5, flush_after) if owed else 0.5)
+        if message is None:
+            if owed and time.monotonic() - last_input > flush_after:
+                # The audio stopped mid-utterance: the frames it covers go out, unasked.
+                owed = False
                 started = time.perf_counter()
                 try:
-                    if message.kind == Kind.AUDIO:
-                        frames = session.render(np.frombuffer(message.data, "<i2"))
-                        owed = not spec.chunked
-                    else:
-                        frames, owed = session.flush(), False
-                except OmniRTError as exc:
-                    out(Kind.ERROR, code=exc.code, message=exc.message)
+                    frames = session.flush()
+                except Exception as exc:  # noqa: BLE001 - every message gets an answer; _failure logs it
+                    out(Kind.ERROR, **_failure(exc, session_id, "flush"))
                     continue
-                video(frames, started, time.perf_counter())
-            elif message.kind == Kind.CONFIG:
-                out(Kind.CONFIG_OK, updated=session.update(message.meta.get("config", {})))
-            elif message.kind == Kind.CANCEL:
-                cancelled = True
-                out(Kind.CANCELLED)
-            elif message.kind == Kind.CLOSE:
-                out(Kind.CLOSED)
+                if frames:
+                    video(frames, started, time.perf_counter())
+            if time.monotonic() - last_input > idle_timeout_s():
+                message_text = f"No input for {idle_timeout_s():g} s; session closed."
+                out(Kind.ERROR, code="idle_timeout", message=message_text)
                 return
-    finally:
-        session.close()
-        channels.set_state(session_id, "closed")
+            continue
+        last_input = time.monotonic()
+        if message.kind in (Kind.AUDIO, Kind.FLUSH):
+            if cancelled:
+                out(Kind.ERROR, code="session_cancelled", message="The session was cancelled.")
+                continue
+            import numpy as np
+
+            started = time.perf_counter()
+            try:
+                if message.kind == Kind.AUDIO:
+                    frames = session.render(np.frombuffer(message.data, "<i2"))
+                    owed = not spec.chunked
+                else:
+                    frames, owed = session.flush(), False
+            except Exception as exc:  # noqa: BLE001 - every message gets an answer; _failure logs it
+                out(Kind.ERROR, **_failure(exc, session_id, message.kind))
+                continue
+            video(frames, started, time.perf_counter())
+        elif message.kind == Kind.CONFIG:
+            config = message.meta.get("config")
+            try:
+                if not isinstance(config, dict):
+                    raise ValueError("config must be an object")
+                updated = session.update(config)
+            except (ValueError, TypeError) as exc:
+                out(Kind.ERROR, code="bad_config", message=f"The session refused the config: {exc}")
+                continue
+            except Exception as exc:  # noqa: BLE001 - every message gets an answer; _failure logs it
+                out(Kind.ERROR, **_failure(exc, session_id, "config"))
+                continue
+            out(Kind.CONFIG_OK, updated=updated)
+        elif message.kind == Kind.CANCEL:
+            cancelled = True
+            out(Kind.CANCELLED)
+        elif message.kind == Kind.CLOSE:
+            out(Kind.CLOSED)
+            return
+        else:
+            out(Kind.ERROR, code="bad_message", message=f"Unknown session message kind: {message.kind!r}.")
+
+
+def _failure(exc: Exception, session_id: str, stage: str) -> dict[str, str]:
+    """The ``error`` message for ``exc``: an OmniRT error keeps its code; anything else is logged with its
+    traceback and reported as ``runtime_error``."""
+    if isinstance(exc, OmniRTError):
+        return {"code": exc.code, "message": exc.message}
+    log.exception("session %s: %s failed", session_id, stage)
+    return {"code": "runtime_error", "message": f"The session failed ({stage}): {type(exc).__name__}: {exc}"}

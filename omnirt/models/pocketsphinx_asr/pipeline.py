@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from omnirt.contracts.errors import DependencyUnavailableError, RequestValidationError
+from omnirt.contracts.errors import DependencyUnavailableError, InvalidInputError, RequestValidationError
 from omnirt.models.contracts import speech_contract
 from omnirt.models.speech import SpeechRecognitionPipeline
 from omnirt.registry.registry import register_model
@@ -36,7 +36,8 @@ class PocketsphinxASR(SpeechRecognitionPipeline):
             from pocketsphinx import Decoder
         except ImportError as exc:
             raise DependencyUnavailableError("pocketsphinx is not installed: pip install pocketsphinx") from exc
-        self.decoder = Decoder(loglevel="FATAL")
+        self._new_decoder = lambda: Decoder(loglevel="FATAL")
+        self.decoder = self._new_decoder()
         self._lock = threading.Lock()
 
     def transcribe(self, samples: Any, config: dict[str, Any]) -> str:
@@ -45,9 +46,16 @@ class PocketsphinxASR(SpeechRecognitionPipeline):
         language = str(config.get("language") or "en")
         if not language.lower().startswith("en"):
             raise RequestValidationError(f"pocketsphinx-en transcribes English only, not '{language}'.")
+        if len(samples) == 0:
+            raise InvalidInputError("The audio holds no samples.")
         with self._lock:
-            self.decoder.start_utt()
-            self.decoder.process_raw(pcm16(samples), full_utt=True)
-            self.decoder.end_utt()
+            try:
+                self.decoder.start_utt()
+                self.decoder.process_raw(pcm16(samples), full_utt=True)
+                self.decoder.end_utt()
+            except Exception:
+                # The decoder may be left mid-utterance: the next request gets a fresh one, not this one's state.
+                self.decoder = self._new_decoder()
+                raise
             hypothesis = self.decoder.hyp()
         return hypothesis.hypstr if hypothesis is not None else ""
