@@ -37,12 +37,31 @@ class Dispatcher(Protocol):
 HARD_LIMIT_GRACE_S = 30.0  # from a task's soft time limit to its hard one (the child process is ended)
 
 
-class CeleryDispatcher:
-    """Sends ``omnirt.generate`` by name (the API never imports the task code), carrying the job id only."""
+REDIS_POOL_WAIT_S = 10.0  # how long a request waits for a pooled Redis connection before store_unavailable
 
-    def __init__(self, celery_app: Any, limits: dict[str, float] | None = None) -> None:
+
+def redis_client(settings: Settings, **options: Any) -> Any:
+    """A Redis client whose pool waits for a free connection (``OMNIRT_REDIS_MAX_CONNECTIONS``) instead of failing:
+    an event-driven front end may hold a connection per open stream, and a burst of streams must queue, not 503."""
+    import redis
+
+    pool = redis.BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=settings.redis_max_connections, timeout=REDIS_POOL_WAIT_S, **options
+    )
+    return redis.Redis(connection_pool=pool)
+
+
+class CeleryDispatcher:
+    """Sends ``omnirt.generate`` by name (the API never imports the task code), carrying the job id only. Sessions
+    are no Celery tasks: they are offered on the queue's session list, which every worker process takes from beside
+    its job slot (:class:`omnirt.workers.sessions.SessionConsumer`), so they never wait behind jobs."""
+
+    def __init__(
+        self, celery_app: Any, limits: dict[str, float] | None = None, sessions: RedisSessionChannels | None = None
+    ) -> None:
         self.celery = celery_app
         self.limits = dict(limits or {})
+        self.sessions = sessions
 
     @staticmethod
     def task_id(job: Job) -> str:
@@ -71,14 +90,11 @@ class CeleryDispatcher:
         self.celery.control.revoke(self.task_id(job))
 
     def start_session(self, session_id: str, model: str, queue_name: str) -> None:
-        self.celery.send_task(
-            "omnirt.session",
-            args=[session_id],
-            kwargs={"model": model},
-            queue=queue_name,
-            argsrepr=repr([session_id]),
-            kwargsrepr=repr({"model": model}),
-        )
+        """Offer the pending session to the workers of ``queue_name``; the front end's admission deadline answers
+        ``no_capacity`` when none takes it."""
+        if self.sessions is None:
+            raise RuntimeError("CeleryDispatcher needs the session channels to start sessions")
+        self.sessions.offer(session_id, queue_name)
 
 
 class EmbeddedDispatcher:
@@ -170,18 +186,17 @@ class Backplane:
             self.sessions = MemorySessionChannels()
             self.dispatcher = EmbeddedDispatcher(self, settings.embedded_workers)
         else:
-            import redis
-
-            self.redis = redis.Redis.from_url(
-                settings.redis_url,
+            self.redis = redis_client(
+                settings,
                 decode_responses=True,
                 socket_timeout=5,
                 socket_connect_timeout=2,
                 health_check_interval=30,
             )
-            relay_client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_connect_timeout=2)
+            relay_client = redis_client(settings, decode_responses=True, socket_connect_timeout=2)
             self.workers = RedisWorkerRegistry(self.redis)
-            self.sessions = RedisSessionChannels(settings.redis_url)
+            sessions = RedisSessionChannels(settings.redis_url)
+            self.sessions = sessions
             self.store = RedisJobStore(
                 self.redis,
                 ttl_s=settings.job_ttl_s,
@@ -193,7 +208,7 @@ class Backplane:
             )
             from omnirt.tasks.app import make_celery
 
-            self.dispatcher = CeleryDispatcher(make_celery(settings), settings.limits)
+            self.dispatcher = CeleryDispatcher(make_celery(settings), settings.limits, sessions)
             self._record_stages = self.redis.register_script(_RECORD_STAGES)
         self.avatars = AvatarStore(
             settings.avatar_root, AvatarIndex(self.redis), max_video_bytes=settings.max_avatar_video_bytes

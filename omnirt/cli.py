@@ -557,6 +557,22 @@ def bench_avatar(rounds: int, chunks: int, max_sessions: int, model: str, device
     click.echo(json.dumps(result, indent=2))
 
 
+@bench.command("sessions-beside-jobs")
+@click.option("--jobs", type=click.IntRange(1, 10000), default=100, show_default=True, help="Diffusion jobs queued.")
+@click.option("--sessions", type=click.IntRange(1, 64), default=10, show_default=True)
+@click.option("--steps", type=click.IntRange(1, 500), default=50, show_default=True, help="Denoising steps per job.")
+@click.option("--width", type=click.IntRange(64, 2048), default=416, show_default=True)
+@click.option("--height", type=click.IntRange(64, 2048), default=704, show_default=True)
+@click.option("--slice-len", type=click.IntRange(1, 120), default=28, show_default=True, help="Frames per chunk.")
+def bench_sessions_beside_jobs(jobs: int, sessions: int, steps: int, width: int, height: int, slice_len: int) -> None:
+    """Avatar sessions admitted and their TTFF on a worker whose one job slot is busy, session list beside the old
+    Celery-task path (starts its own Redis, API and worker)."""
+    from omnirt.bench.sessions_beside_jobs import run
+
+    result = run(jobs=jobs, sessions=sessions, steps=steps, width=width, height=height, slice_len=slice_len)
+    click.echo(json.dumps(result, indent=2))
+
+
 @bench.command("lipsync")
 @click.option("--model", type=click.Choice(["wav2lip", "wav2lip-256", "musetalk-1.5"]), default="wav2lip")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "ascend"]), default="cpu", show_default=True)
@@ -567,6 +583,46 @@ def bench_lipsync(model: str, device: str, weights: str | None, seconds: float) 
     from omnirt.bench.lipsync import run
 
     click.echo(json.dumps(run(model=model, device=device, weights=weights, seconds=seconds), indent=2))
+
+
+@bench.command("streams")
+@click.option("--streams", type=click.IntRange(1, 100000), default=1000, show_default=True, help="Open job streams.")
+@click.option("--sessions", type=click.IntRange(0, 64), default=20, show_default=True, help="Paced avatar sessions.")
+@click.option("--seconds", type=click.FloatRange(1), default=300.0, show_default=True, help="Time under load.")
+@click.option("--redis-url", help="Use this Redis (default: a private redis-server on a free port).")
+@click.option("--worker-class", type=click.Choice(["gevent", "gthread"]), default="gevent", show_default=True)
+@click.option("--api-workers", type=click.IntRange(1, 64), default=2, show_default=True)
+@click.option("--threads", type=click.IntRange(1, 1024), default=64, show_default=True, help="gthread only.")
+@click.option("--ws-share", type=click.FloatRange(0, 1), default=0.1, show_default=True, help="Streams over WS.")
+@click.option("--open-concurrency", type=click.IntRange(1), default=50, show_default=True, help="Opening at once.")
+def bench_streams(
+    streams: int,
+    sessions: int,
+    seconds: float,
+    redis_url: str | None,
+    worker_class: str,
+    api_workers: int,
+    threads: int,
+    ws_share: float,
+    open_concurrency: int,
+) -> None:
+    """A fleet front end under many open SSE/WS streams and paced avatar sessions: health and submit latency."""
+    from omnirt.bench.streams import run
+
+    result = run(
+        streams=streams,
+        sessions=sessions,
+        seconds=seconds,
+        redis_url=redis_url,
+        worker_class=worker_class,
+        api_workers=api_workers,
+        threads=threads,
+        ws_share=ws_share,
+        open_concurrency=open_concurrency,
+    )
+    click.echo(json.dumps(result, indent=2))
+    if not result["ok"]:
+        sys.exit(EXIT_RUNTIME_ERROR)
 
 
 if __name__ == "__main__":

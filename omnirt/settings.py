@@ -56,12 +56,17 @@ class Settings:
     avatar_dir: Path | None = None  # default: "avatars" beside the artifact directory
     max_avatar_video_bytes: int = 50 * 2**20
     session_flush_s: float = 0.3
+    session_capacity: int = 4  # realtime sessions one worker process hosts at once, beside its job slot
     torch_threads: int = 1  # intra-op threads per worker process; 0 leaves torch's default (every core)
     frame_lanes: int = 0  # parallel lip-sync model calls per worker process, each on one core; 0: see lanes()
     input_roots: tuple[Path, ...] = ()  # server folders whose files requests may name as inputs (OMNIRT_INPUT_ROOTS)
     # model_path only a hub id or inside the models dir (runtime/weights.py); None: yes in fleet processes
     confine_model_paths: bool | None = None
     limits: dict[str, float] = field(default_factory=dict)  # request size and job time limits (registry/limits.py)
+    redis_max_connections: int = 2000  # per Redis client pool of a process; past it, requests wait for a connection
+    # fleet front end (serve.py): "gevent" (event-driven: a stream holds a greenlet, not a thread) or "gthread"
+    frontend_worker_class: str = "gevent"
+    frontend_connections: int = 10_000  # open connections per gevent front-end process (streams included)
 
     @property
     def avatar_root(self) -> Path:
@@ -111,6 +116,7 @@ class Settings:
             avatar_dir=Path(os.environ["OMNIRT_AVATAR_DIR"]) if os.environ.get("OMNIRT_AVATAR_DIR") else None,
             max_avatar_video_bytes=_int("OMNIRT_MAX_AVATAR_VIDEO_BYTES", cls.max_avatar_video_bytes),
             session_flush_s=_float("OMNIRT_SESSION_FLUSH_S", cls.session_flush_s),
+            session_capacity=_int("OMNIRT_SESSION_CAPACITY", cls.session_capacity),
             torch_threads=_int("OMNIRT_TORCH_THREADS", cls.torch_threads),
             frame_lanes=_int("OMNIRT_FRAME_LANES", cls.frame_lanes),
             input_roots=tuple(
@@ -118,6 +124,9 @@ class Settings:
             ),
             confine_model_paths=_flag("OMNIRT_CONFINE_MODEL_PATHS"),
             limits=_limits(os.environ.get("OMNIRT_LIMITS")),
+            redis_max_connections=_int("OMNIRT_REDIS_MAX_CONNECTIONS", cls.redis_max_connections),
+            frontend_worker_class=os.environ.get("OMNIRT_FRONTEND_WORKER_CLASS", cls.frontend_worker_class),
+            frontend_connections=_int("OMNIRT_FRONTEND_CONNECTIONS", cls.frontend_connections),
         )
 
 

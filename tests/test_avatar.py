@@ -298,14 +298,15 @@ def avatar_fleet(service_env: dict[str, str], service_dirs: dict[str, Path], mon
 
 def test_admission_control_and_idle_timeout(avatar_fleet: Any) -> None:
     api, start_worker = avatar_fleet
-    start_worker("narrow", OMNIRT_SESSION_CAPACITY="1", OMNIRT_SESSION_IDLE_S="2")
+    # The idle timeout outlasts the admission deadline (3 s): the slot stays taken while the second session waits.
+    start_worker("narrow", OMNIRT_SESSION_CAPACITY="1", OMNIRT_SESSION_IDLE_S="4")
     first = OpenTalkingClient(ws_url(api.url, "/v1/audio2video/reference-avatar"), width=128, height=128, slice_len=4)
     second = Client.connect(ws_url(api.url, "/v1/audio2video/reference-avatar"))
     started = time.monotonic()
     second.send(json.dumps({"type": "init", "width": 128, "height": 128, "slice_len": 4}))
     refused = json.loads(second.receive(timeout=30))
     assert refused["code"] == "no_capacity" and time.monotonic() - started < 10
-    time.sleep(3.5)  # longer than the idle timeout
+    time.sleep(4.5)  # longer than the idle timeout
     first.ws.send(b"AUDI" + silent_chunk(2560))
     timed_out = json.loads(first.ws.receive(timeout=30))
     assert timed_out["code"] == "idle_timeout"

@@ -30,9 +30,11 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, send_file
+from marshmallow import Schema, validate
+from marshmallow import fields as schema_fields  # `fields` names the client's session fields below
 from simple_websocket import ConnectionClosed
 
-from omnirt.api.errors import ApiError
+from omnirt.api.errors import ApiError, json_object
 from omnirt.api.presenters import job_to_dict
 from omnirt.api.sock import sock
 from omnirt.api.submission import submit
@@ -631,6 +633,61 @@ def _close_quietly(ws: Any) -> None:
         pass
 
 
+# -- the HTTP bodies, as the OpenAPI document states them ------------------------------------------------------------
+# The checks themselves are build_spec's and check_config's (the WebSocket doors share them, with coded errors); these
+# schemas only describe the same bounds, so that clients and fuzzers see them.
+
+
+def _int_field(low: int, high: int, **metadata: Any) -> schema_fields.Integer:
+    return schema_fields.Integer(strict=True, validate=validate.Range(low, high), metadata=metadata)
+
+
+class AvatarSessionFieldsSchema(Schema):
+    """The session size and settings of a preload or a preparation (FlashTalk's ``init`` fields)."""
+
+    width = _int_field(64, 2048, multipleOf=2, description="Even; default 416.")
+    height = _int_field(64, 2048, multipleOf=2, description="Even; default 704.")
+    fps = _int_field(1, 60)
+    slice_len = _int_field(1, 120)
+    chunk_samples = schema_fields.Integer(strict=True, metadata={"description": "If given, slice_len*16000/fps."})
+    frame_num = _int_field(1, 240)
+    motion_frames_num = _int_field(0, 120)
+    seed = _int_field(0, 2**31)
+    prompt = schema_fields.String()
+    config = schema_fields.Dict(keys=schema_fields.String())
+    mouth_open_multiplier = schema_fields.Float(validate=validate.Range(*MOUTH_OPEN_RANGE))
+    face_box = schema_fields.List(
+        schema_fields.Integer(strict=True, validate=validate.Range(min=0)),
+        validate=validate.Length(equal=4),
+        metadata={"description": "[x, y, width, height] in pixels."},
+    )
+
+
+class AvatarPreloadBodySchema(AvatarSessionFieldsSchema):
+    """``POST /v1/avatar/<model>/preload``."""
+
+    avatar_id = schema_fields.String(metadata={"description": "A stored avatar (models with prepared avatars)."})
+    ref_image = schema_fields.String(metadata={"description": "The portrait, base64 (or a data: URL)."})
+
+
+class AvatarPrepareBodySchema(AvatarSessionFieldsSchema):
+    """``POST /v1/avatars/<id>/prepare``: the lip-sync model and the session size."""
+
+    model = schema_fields.String(required=True, validate=validate.Length(min=1))
+
+
+class AvatarUploadFormSchema(Schema):
+    """``POST /v1/avatars`` (multipart): the form fields; the ``image`` or ``video`` file is required."""
+
+    image = schema_fields.Raw(metadata={"type": "string", "format": "binary"})
+    video = schema_fields.Raw(metadata={"type": "string", "format": "binary"})
+    name = schema_fields.String(validate=validate.Length(max=200))
+    face_box = schema_fields.String(metadata={"description": "JSON [x, y, width, height] in pixels."})
+    model = schema_fields.String(metadata={"description": "Also prepare the avatar for this lip-sync model."})
+    width = schema_fields.Integer()
+    height = schema_fields.Integer()
+
+
 def _template_mode(info: dict[str, Any]) -> str:
     return "video" if int(info.get("template_frames", 1) or 1) > 1 else "image"
 
@@ -663,13 +720,18 @@ def avatar_models() -> Any:
 @bp.post("/v1/audio2video/<model>/preload")
 @bp.post("/v1/avatar/<model>/preload")
 def avatar_preload(model: str) -> Any:
-    """Prepare an avatar for a model on a worker that serves it (OpenTalking's preload; always HTTP 200).
+    """Prepare an avatar for a model on a worker that serves it (OpenTalking's preload).
+
+    A body that is not a JSON object is a 400; otherwise the answer is HTTP 200, an error included (as OpenTalking
+    expects): ``{type: error, code, message}``.
     ---
     post:
-      responses: {200: {description: "{type: preload_result | error, model, avatar_id, frames, cache_hit, ...}"}}
+      requestBody: {required: false, content: {application/json: {schema: AvatarPreloadBodySchema}}}
+      responses:
+        200: {description: "{type: preload_result | error, model, avatar_id, frames, cache_hit, ...}"}
+        400: {description: The body is not a JSON object, content: {application/json: {schema: Error}}}
     """
-    body = request.get_json(force=True, silent=True)
-    body = body if isinstance(body, dict) else {}
+    body = json_object(optional=True)
     started = time.perf_counter()
     try:
         backing = resolve_avatar(model)
@@ -748,6 +810,7 @@ def create_avatar() -> Any:
     a worker that serves it: the answer's `prepare_job` is that job (progress on its event stream).
     ---
     post:
+      requestBody: {required: true, content: {multipart/form-data: {schema: AvatarUploadFormSchema}}}
       responses:
         201: {description: "The new avatar: {id, name, kind, width, height, frames, fps, face_box, preview_url,
           prepare_job?}"}
@@ -786,14 +849,14 @@ def prepare_avatar(avatar_id: str) -> Any:
     Sessions naming the avatar at that size then open without preparing.
     ---
     post:
+      requestBody: {content: {application/json: {schema: AvatarPrepareBodySchema}}}
       responses:
         202: {description: The job, content: {application/json: {schema: Job}}}
-        400: {description: "invalid_request, bad_config"}
-        404: {description: "avatar_not_found, unknown_model"}
+        400: {description: "invalid_request, bad_config", content: {application/json: {schema: Error}}}
+        404: {description: "avatar_not_found, unknown_model", content: {application/json: {schema: Error}}}
         503: {description: "model_unavailable: no live worker can load the model"}
     """
-    body = request.get_json(force=True, silent=True)
-    return jsonify(queue_preparation(avatar_id, body if isinstance(body, dict) else {})), 202
+    return jsonify(queue_preparation(avatar_id, json_object(optional=True))), 202
 
 
 @bp.get("/v1/avatars")

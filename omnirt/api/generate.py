@@ -22,6 +22,11 @@ def finished_response(job: Job) -> Any:
     """The answer for a job that ended (sync mode): its result, or its error with the matching status."""
     if job.state == JobState.SUCCEEDED:
         return jsonify(result_with_urls(job))
+    return failed_response(job)
+
+
+def failed_response(job: Job) -> Any:
+    """The answer for a job that was cancelled (409) or failed (its error, with the status its code maps to)."""
     if job.state == JobState.CANCELLED:
         return error_response(409, "cancelled", "The job was cancelled.", {"job_id": job.id})
     error = job.error or {"code": "internal_error", "message": "The job failed.", "details": {}}
@@ -31,6 +36,7 @@ def finished_response(job: Job) -> Any:
 
 
 def accepted(job: Job, created: bool) -> Any:
+    """The job record, 202 while it runs (or when just created), with ``Location`` to poll it."""
     response = jsonify(job_to_dict(job))
     response.status_code = 202 if created or not job.terminal else 200
     response.headers["Location"] = f"/v1/jobs/{job.id}"

@@ -159,7 +159,9 @@ def job_events(job_id: str) -> Any:
         finally:
             bus.unsubscribe(subscription)
 
-    headers = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
+    # No hop-by-hop headers (Connection) from a WSGI app: the server owns the connection, and keep-alive after a
+    # finished stream is its call.
+    headers = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"}
     return Response(stream_with_context(stream()), mimetype="text/event-stream", headers=headers)
 
 

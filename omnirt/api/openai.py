@@ -20,7 +20,8 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from marshmallow import fields, validate
 
-from omnirt.api.errors import ApiError, error_response, json_object, status_for
+from omnirt.api.errors import ApiError, json_object
+from omnirt.api.generate import accepted, failed_response
 from omnirt.api.presenters import artifact_url
 from omnirt.api.submission import submit, wait_for
 from omnirt.contracts.schemas import (
@@ -127,17 +128,13 @@ def _generate_request(task: str, options: dict[str, Any], inputs: dict[str, Any]
     )
 
 
-def _images_response(job: Job | None, response_format: str) -> Any:
-    if job is None or not job.terminal:
-        return error_response(
-            503,
-            "timeout",
-            "The image was not ready within the server's sync timeout.",
-            {"job_id": job.id if job else None},
-        )
+def _images_response(job: Job, response_format: str) -> Any:
+    """OpenAI's ``{created, data}`` for a job that succeeded; its error when it failed; the job record (202, as
+    ``POST /v1/generate`` answers) when it is still running at the server's sync timeout."""
+    if not job.terminal:
+        return accepted(job, True)
     if job.state != JobState.SUCCEEDED:
-        error = job.error or {"code": "cancelled", "message": "The job was cancelled.", "details": {}}
-        return error_response(status_for(error["code"]), error["code"], error["message"], {"job_id": job.id})
+        return failed_response(job)
     data = []
     for artifact in job.result["outputs"]:
         if artifact["kind"] != "image":
@@ -149,9 +146,10 @@ def _images_response(job: Job | None, response_format: str) -> Any:
     return jsonify({"created": int(time.time()), "data": data})
 
 
-def _run(request_: GenerateRequest) -> Job | None:
+def _run(request_: GenerateRequest) -> Job:
+    """Queue the request and wait for it up to the sync timeout; the job as it then is."""
     job, _ = submit(backplane(), request_)
-    return wait_for(backplane(), job.id, current_app.config["OMNIRT_SETTINGS"].sync_timeout_s)
+    return wait_for(backplane(), job.id, current_app.config["OMNIRT_SETTINGS"].sync_timeout_s) or job
 
 
 @bp.post("/v1/images/generations")
@@ -163,6 +161,8 @@ def images_generations() -> Any:
       responses:
         200: {description: "{created, data: [{url} | {b64_json}]}"}
         400: {description: Invalid request, content: {application/json: {schema: Error}}}
+        202: {description: Not ready within the sync timeout, content: {application/json: {schema: Job}}}
+        403: {description: Model not enabled, content: {application/json: {schema: Error}}}
     """
     options = ImageGenerationSchema().load(json_object())
     generate_request = _generate_request("text2image", options, {"prompt": options["prompt"]})
@@ -185,6 +185,8 @@ def images_edits() -> Any:
       responses:
         200: {description: "{created, data: [{url} | {b64_json}]}"}
         400: {description: Invalid request, content: {application/json: {schema: Error}}}
+        202: {description: Not ready within the sync timeout, content: {application/json: {schema: Job}}}
+        403: {description: Model not enabled, content: {application/json: {schema: Error}}}
     """
     options = ImageEditFormSchema().load(request.form.to_dict())
     upload = request.files.get("image") or request.files.get("image[]")

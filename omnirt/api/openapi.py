@@ -1,5 +1,10 @@
 """``GET /openapi.json``: the OpenAPI description, generated with apispec from the marshmallow schemas and the
-YAML blocks in each view's docstring."""
+YAML blocks in each view's docstring.
+
+Every URL rule of a documented view is a path of its own (``/health`` and ``/v1/text2audio/health`` both appear), and
+every ``{name}`` in a path is declared as a required string path parameter unless the docstring declares it itself.
+WebSocket routes (flask-sock) carry no YAML block and are not described: OpenAPI 3.0 cannot describe them.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec_webframeworks.flask import FlaskPlugin
 from flask import Blueprint, current_app, jsonify
 from marshmallow import Schema, fields
+from werkzeug.routing import Rule
 
 from omnirt import __version__
 from omnirt.api.submission import GenerateSubmissionSchema
@@ -56,12 +62,39 @@ class JobSchema(Schema):
     links = fields.Dict(keys=fields.String(), values=fields.String())
 
 
+class RuleFlaskPlugin(FlaskPlugin):
+    """apispec's Flask plugin, for one given URL rule (a view may answer several) and with implicit path params."""
+
+    def path_helper(  # type: ignore[override]
+        self,
+        path: str | None = None,
+        operations: dict[str, Any] | None = None,
+        parameters: list[dict[str, Any]] | None = None,
+        *,
+        rule: Rule,
+        **kwargs: Any,
+    ) -> str | None:
+        assert operations is not None
+        super().path_helper(path, operations, parameters, **kwargs)
+        openapi_path = self.flaskpath2openapi(rule.rule)
+        for operation in operations.values():
+            declared = {param.get("name") for param in operation.get("parameters", []) if param.get("in") == "path"}
+            implicit = [
+                {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+                for name in rule.arguments
+                if name not in declared
+            ]
+            if implicit:
+                operation["parameters"] = [*implicit, *operation.get("parameters", [])]
+        return openapi_path
+
+
 def build_spec() -> dict[str, Any]:
     spec = APISpec(
         title="OmniRT",
         version=__version__,
         openapi_version="3.0.3",
-        plugins=[FlaskPlugin(), MarshmallowPlugin()],
+        plugins=[RuleFlaskPlugin(), MarshmallowPlugin()],
         info={"description": "Inference runtime for digital humans and multimodal generation."},
     )
     for name, schema in (  # leaves first: the plugin reuses a registered schema when it meets it nested
@@ -82,7 +115,7 @@ def build_spec() -> dict[str, Any]:
         view = current_app.view_functions[rule.endpoint]
         if rule.endpoint == "static" or not (view.__doc__ and "---" in view.__doc__):
             continue
-        spec.path(view=view, app=current_app)
+        spec.path(view=view, app=current_app, rule=rule)
     return spec.to_dict()
 
 

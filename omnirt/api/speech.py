@@ -16,17 +16,20 @@ import base64
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 from marshmallow import EXCLUDE, fields, validate
 
-from omnirt.api.errors import ApiError, error_response, json_object, status_for
+from omnirt.api.errors import ApiError, json_object, status_for
+from omnirt.api.generate import accepted, failed_response
 from omnirt.api.submission import submit, wait_for
 from omnirt.contracts.errors import ModelNotRegisteredError
 from omnirt.contracts.schemas import MAX_NAME_LENGTH, GenerateRequestSchema, RequestBodySchema, SafeString
 from omnirt.contracts.types import StageEvent
 from omnirt.events.bus import TERMINAL_EVENTS
+from omnirt.jobs.job import JobState
 from omnirt.registry.registry import get_model, list_available_models
 from omnirt.runtime.audio import streaming_wav_header
 
@@ -38,11 +41,16 @@ DEFAULT_ASR = "pocketsphinx-en"
 FIRST_CHUNK_TIMEOUT_S = 120.0
 OPENAI_VOICES = ("alloy", "ash", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "default")
 SAMPLE_RATES = validate.Range(8000, 48000)
+MAX_SPEECH_CHARS = 4096  # per request, as OpenAI's audio.speech: longer texts are sent in parts
 SPEEDS = validate.Range(0.25, 4.0)
 
 
 def _name(**kwargs: Any) -> SafeString:
     return SafeString(max_length=MAX_NAME_LENGTH, load_default=None, **kwargs)
+
+
+def _speech_text(**kwargs: Any) -> SafeString:
+    return SafeString(max_length=MAX_SPEECH_CHARS, **kwargs)
 
 
 class SpeechBodySchema(RequestBodySchema):
@@ -61,7 +69,7 @@ class StreamConfigSchema(SpeechBodySchema):
 class StreamBodySchema(SpeechBodySchema):
     """``POST /v1/text2audio/stream`` (text2audio.service.v1)."""
 
-    text = SafeString(required=True)
+    text = _speech_text(required=True)
     model = _name()
     voice = _name()
     speaker_profile = _name()
@@ -73,7 +81,7 @@ class StreamBodySchema(SpeechBodySchema):
 class IndexTTSBodySchema(SpeechBodySchema):
     """``POST /v1/text2audio/indextts``: OpenTalking's IndexTTS body; the server's legacy model answers."""
 
-    text = SafeString(required=True)
+    text = _speech_text(required=True)
     voice = _name()
     model = _name()
     sample_rate = fields.Integer(strict=True, load_default=16000, validate=SAMPLE_RATES)
@@ -83,14 +91,14 @@ class WarmupBodySchema(SpeechBodySchema):
     """``POST /v1/text2audio/warmup`` (the body is optional)."""
 
     model = _name()
-    text = SafeString(load_default="Warm up.")
+    text = _speech_text(load_default="Warm up.")
 
 
 class OpenAISpeechBodySchema(SpeechBodySchema):
     """``POST /v1/audio/speech`` (OpenAI audio.speech); ``prompt`` is read when ``input`` is absent."""
 
-    text = SafeString(data_key="input", load_default=None)
-    prompt = SafeString(load_default=None)
+    text = _speech_text(data_key="input", load_default=None)
+    prompt = _speech_text(load_default=None)
     model = _name()
     voice = _name()
     instructions = SafeString(load_default=None)  # accepted and ignored
@@ -350,7 +358,10 @@ def text2audio_warmup() -> Any:
       requestBody: {required: false, content: {application/json: {schema: WarmupBodySchema}}}
       responses:
         200: {description: "{ok, model, elapsed_ms}"}
+        202: {description: Still warming up past the sync timeout, content: {application/json: {schema: Job}}}
         400: {description: Invalid request, content: {application/json: {schema: Error}}}
+        403: {description: Model not enabled, content: {application/json: {schema: Error}}}
+        404: {description: Unknown text2audio model, content: {application/json: {schema: Error}}}
     """
     body = WarmupBodySchema().load(json_object(optional=True))
     model = resolve_tts(body["model"])
@@ -358,9 +369,10 @@ def text2audio_warmup() -> Any:
     request_ = GenerateRequestSchema().load({"task": "text2audio", "model": model, "inputs": {"prompt": body["text"]}})
     job, _ = submit(backplane(), request_)
     finished = wait_for(backplane(), job.id, current_app.config["OMNIRT_SETTINGS"].sync_timeout_s)
-    if finished is None or finished.state.value != "succeeded":
-        error = (finished.error if finished else None) or {"code": "no_capacity", "message": "Warm-up did not finish."}
-        return error_response(status_for(error["code"]), error["code"], error["message"], {"job_id": job.id})
+    if finished is None or not finished.terminal:
+        return accepted(finished or job, True)  # still warming up: the job says when it is done
+    if finished.state != JobState.SUCCEEDED:
+        return failed_response(finished)
     return jsonify({"ok": True, "model": model, "elapsed_ms": round((time.perf_counter() - started) * 1000, 1)})
 
 
@@ -410,7 +422,9 @@ def openai_transcriptions() -> Any:
       requestBody: {content: {multipart/form-data: {schema: TranscriptionFormSchema}}}
       responses:
         200: {description: "{text}"}
+        202: {description: Not transcribed within the sync timeout, content: {application/json: {schema: Job}}}
         400: {description: Invalid request, content: {application/json: {schema: Error}}}
+        403: {description: Model not enabled, content: {application/json: {schema: Error}}}
     """
     form = TranscriptionFormSchema().load(request.form.to_dict())
     upload = request.files.get("file")
@@ -425,11 +439,10 @@ def openai_transcriptions() -> Any:
     )
     job, _ = submit(backplane(), request_)
     finished = wait_for(backplane(), job.id, current_app.config["OMNIRT_SETTINGS"].sync_timeout_s)
-    if finished is None or finished.state.value != "succeeded":
-        error = (finished.error if finished else None) or {"code": "no_capacity", "message": "Not transcribed in time."}
-        return error_response(status_for(error["code"]), error["code"], error["message"], {"job_id": job.id})
-    from pathlib import Path
-
+    if finished is None or not finished.terminal:
+        return accepted(finished or job, True)  # not transcribed within the sync timeout: the job has the text later
+    if finished.state != JobState.SUCCEEDED:
+        return failed_response(finished)
     text = Path(finished.result["outputs"][0]["path"]).read_text(encoding="utf-8").strip()
     if form["response_format"] == "text":
         return Response(text, mimetype="text/plain")

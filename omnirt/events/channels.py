@@ -10,6 +10,11 @@ A session that is over is ended (:meth:`SessionChannels.end`, by the worker when
 lets the lease go; either may come first, and twice is harmless): embedded, its record and queues are dropped at once
 (readers already handed out keep the messages they hold); in Redis, its keys expire ``CLOSED_TTL_S`` later, long
 enough for the other side to read the last messages.
+
+Session queues (fleet only): the front end offers a new session to the workers of a Celery queue by pushing its id on
+that queue's session list (``omnirt:sessions:queued:<queue>``, :func:`session_queue_key`); each worker process's
+session consumer blocks on the lists of its queues, and puts back (:meth:`RedisSessionChannels.put_back`) an id it
+cannot take. Sessions never wait behind jobs: the lists are not Celery queues.
 """
 
 from __future__ import annotations
@@ -60,6 +65,11 @@ return redis.call('HGETALL', KEYS[1])
 
 def _key(session_id: str, suffix: str = "") -> str:
     return f"omnirt:session:{session_id}{suffix}"
+
+
+def session_queue_key(queue_name: str) -> str:
+    """The list of session ids offered to the workers of ``queue_name`` (outside ``omnirt:session:*``)."""
+    return f"omnirt:sessions:queued:{queue_name}"
 
 
 class RedisReader:
@@ -133,6 +143,33 @@ class RedisSessionChannels:
 
     def reader(self, session_id: str, direction: str) -> RedisReader:
         return RedisReader(self.redis, _key(session_id, f":{direction}"))
+
+    def offer(self, session_id: str, queue_name: str) -> None:
+        """Offer a pending session to the workers of ``queue_name`` (the oldest offer is taken first)."""
+        key = session_queue_key(queue_name)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.lpush(key, session_id)
+        pipe.expire(key, SESSION_TTL_S)  # ids nobody takes (no worker on the queue) do not stay for ever
+        pipe.execute()
+
+    def take(self, queue_names: list[str], timeout_s: float) -> tuple[str, str] | None:
+        """The oldest session offered on any of ``queue_names`` (earlier names first) as ``(queue, session_id)``,
+        waiting up to ``timeout_s``; None when none came."""
+        if not queue_names:
+            return None
+        reply = self.redis.brpop([session_queue_key(name) for name in queue_names], timeout=max(0.01, timeout_s))
+        if reply is None:
+            return None
+        key, session_id = (item.decode() for item in reply)
+        return key.removeprefix(session_queue_key("")), session_id
+
+    def put_back(self, session_id: str, queue_name: str) -> None:
+        """Offer again a session this worker could not take, behind the others waiting, for another worker."""
+        self.offer(session_id, queue_name)
+
+    def offered(self, queue_name: str) -> list[str]:
+        """The session ids waiting on ``queue_name``, oldest first (tests and diagnostics)."""
+        return [item.decode() for item in reversed(self.redis.lrange(session_queue_key(queue_name), 0, -1))]
 
     def end(self, session_id: str) -> None:
         """The session is over: mark it closed and let its record and streams expire shortly."""

@@ -6,8 +6,10 @@
 * ``worker_process_init`` starts the process services in each prefork child, the process that runs tasks: models
   load there, never in the parent that forks.
 
-The process services: a heartbeat (device, queues, loaded models, memory), the reaper, preloading of
-``OMNIRT_PRELOAD`` models, and the warm cache's idle unload.
+The process services: a heartbeat (device, queues, loaded models, sessions, memory), the reaper, the session
+consumer (realtime sessions taken beside the job slot, :class:`omnirt.workers.sessions.SessionConsumer`), preloading
+of ``OMNIRT_PRELOAD`` models, and the warm cache's idle unload. They stop with the process (``worker_process_shutdown``
+in a prefork child, the bootstep's ``stop`` otherwise).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 
 _services_started = threading.Event()
 _heartbeat: Any = None
+_session_consumer: Any = None
 
 
 def node_name() -> str:
@@ -54,9 +57,11 @@ def describe_process() -> dict[str, Any]:
     from omnirt.avatars.scheduler import describe_schedulers
     from omnirt.runtime.engine import get_default_engine
     from omnirt.tasks.routing import candidate_queues
+    from omnirt.workers.sessions import get_session_host
 
     engine = get_default_engine()
     queues = worker_queues()
+    host = get_session_host()
     return {
         "node": node_name(),
         "pid": os.getpid(),
@@ -65,13 +70,15 @@ def describe_process() -> dict[str, Any]:
         "loaded_models": engine.loaded_models(),
         "avatar_models": avatar_readiness(queues, candidate_queues, models_dir=engine.models_dir),
         "avatar_schedulers": describe_schedulers(),
+        "sessions": {"active": len(host.active), "capacity": host.capacity},
         "memory": {"rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1)},
     }
 
 
 def start_process_services() -> None:
-    """Start heartbeat, reaper, preloading and idle unload in the process that runs jobs (once per process)."""
-    global _heartbeat
+    """Start heartbeat, reaper, session consumer, preloading and idle unload in the process that runs jobs (once per
+    process)."""
+    global _heartbeat, _session_consumer
     if _services_started.is_set():
         return
     _services_started.set()
@@ -80,6 +87,7 @@ def start_process_services() -> None:
     from omnirt.runtime.engine import configure_default_engine, get_default_engine
     from omnirt.workers.heartbeat import Heartbeat
     from omnirt.workers.reaper import Reaper
+    from omnirt.workers.sessions import SessionConsumer, get_session_host
 
     backplane = get_backplane()
     settings = backplane.settings
@@ -102,6 +110,14 @@ def start_process_services() -> None:
             log.info("preloaded %s", model_id)
         except Exception:
             log.exception("could not preload %s", model_id)
+    if not settings.embedded:  # after preloading: a warm worker takes the sessions offered meanwhile
+        _session_consumer = SessionConsumer(
+            get_session_host(),
+            backplane=backplane,
+            engine=engine,
+            worker_id=process_worker_id(),
+            queues=worker_queues(),
+        ).start()
     _heartbeat.beat_once()
 
 
@@ -110,10 +126,17 @@ def _on_child_start(**_: Any) -> None:
     start_process_services()
 
 
-@worker_process_shutdown.connect
-def _on_child_stop(**_: Any) -> None:
+def stop_process_services() -> None:
+    """Stop taking sessions, then stop the heartbeat (sessions already running end with the process)."""
+    if _session_consumer is not None:
+        _session_consumer.stop()
     if _heartbeat is not None:
         _heartbeat.stop()
+
+
+@worker_process_shutdown.connect
+def _on_child_stop(**_: Any) -> None:
+    stop_process_services()
 
 
 class OmniRTStep(bootsteps.StartStopStep):
@@ -134,8 +157,8 @@ class OmniRTStep(bootsteps.StartStopStep):
             start_process_services()
 
     def stop(self, worker: Any) -> None:
-        if self.in_process and _heartbeat is not None:
-            _heartbeat.stop()
+        if self.in_process:
+            stop_process_services()
 
 
 def install(app: Any) -> None:

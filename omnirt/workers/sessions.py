@@ -4,6 +4,13 @@ A worker process hosts up to ``OMNIRT_SESSION_CAPACITY`` sessions at once (defau
 admits a session only while the model's measured frames per second cover it (lip-sync models, see
 :mod:`omnirt.avatars.scheduler`).
 
+Sessions do not wait for the Celery job slot. In a fleet, each worker process runs a :class:`SessionConsumer`, a
+thread of its own that blocks on the session lists of the process's queues (:mod:`omnirt.events.channels`) while it
+has a free slot, and starts what it takes in the process's :class:`SessionHost`: a process busy with a diffusion job
+still admits sessions. A session it cannot take (the model cannot load here, or the measured capacity does not cover
+it) goes back on the list for another worker, after which the consumer pauses briefly; one the front end gave up on is
+dropped. Embedded, the front end starts sessions in the host directly.
+
 The loop claims the session's lease, opens a rendering session, answers ``ready`` with the media contract, then for
 each inbound message: renders audio to one ``video`` message (``VIDX`` plus timings), applies a config update,
 flushes, cancels, or closes. Every message gets an answer: when opening, rendering or a config update fails, the
@@ -24,23 +31,26 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from omnirt.avatars.media import AvatarSession, SessionSpec, pack_vidx
 from omnirt.avatars.media import MessageKind as Kind
+from omnirt.avatars.names import READY, local_readiness
 from omnirt.avatars.scheduler import scheduler_of
 from omnirt.contracts.errors import OmniRTError
 from omnirt.events.channels import Message
+from omnirt.registry.registry import get_model
 
 if TYPE_CHECKING:
     from omnirt.backplane import Backplane
+    from omnirt.events.channels import RedisSessionChannels
     from omnirt.runtime.engine import Engine
 
 log = logging.getLogger(__name__)
 
-
-def session_capacity() -> int:
-    return int(os.environ.get("OMNIRT_SESSION_CAPACITY", "4"))
+TAKE_WAIT_S = 1.0  # one blocking take from the session lists; also how soon the consumer notices stop()
+RETRY_S = 0.2  # the pause after putting a session back, so that another worker takes it first
+MAX_BACKOFF_S = 5.0  # the longest pause between takes while Redis is unreachable
 
 
 def idle_timeout_s() -> float:
@@ -54,6 +64,12 @@ class SessionHost:
         self.capacity = capacity
         self.active: set[str] = set()
         self._lock = threading.Lock()
+        self._slot_freed = threading.Condition(self._lock)
+
+    def wait_for_slot(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` until fewer than ``capacity`` sessions run; True when a slot is free."""
+        with self._slot_freed:
+            return self._slot_freed.wait_for(lambda: len(self.active) < self.capacity, timeout_s)
 
     def try_start(
         self,
@@ -87,6 +103,7 @@ class SessionHost:
         finally:
             with self._lock:
                 self.active.discard(session_id)
+                self._slot_freed.notify_all()
 
 
 _HOST: SessionHost | None = None
@@ -94,11 +111,95 @@ _HOST_LOCK = threading.Lock()
 
 
 def get_session_host() -> SessionHost:
+    """This process's session host, sized on first use by ``OMNIRT_SESSION_CAPACITY``."""
     global _HOST
     with _HOST_LOCK:
         if _HOST is None:
-            _HOST = SessionHost(session_capacity())
+            from omnirt.settings import Settings
+
+            _HOST = SessionHost(Settings.from_env().session_capacity)
         return _HOST
+
+
+class Admission:
+    """What :meth:`SessionConsumer.admit` did with a session it took."""
+
+    STARTED = "started"  # running in this process's host
+    DROPPED = "dropped"  # no longer pending (the front end gave up, or another worker has it): forgotten
+    REFUSED = "refused"  # this process cannot take it now: back on the list for another worker
+
+
+class SessionConsumer:
+    """Takes the sessions offered on ``queues`` and starts them in ``host``, beside (never behind) the job slot.
+
+    One thread per worker process: while the host has a free slot it blocks on the queues' session lists (up to
+    ``take_wait_s`` a time), admits what it takes, and puts a refused session back, then pauses ``retry_s`` so that
+    another worker gets it first. No slot free: it waits for one without touching Redis.
+    """
+
+    def __init__(
+        self,
+        host: SessionHost,
+        *,
+        backplane: Backplane,
+        engine: Engine,
+        worker_id: str,
+        queues: list[str],
+        take_wait_s: float = TAKE_WAIT_S,
+        retry_s: float = RETRY_S,
+    ) -> None:
+        self.host, self.backplane, self.engine, self.worker_id = host, backplane, engine, worker_id
+        self.queues = list(queues)
+        self.take_wait_s, self.retry_s = take_wait_s, retry_s
+        self.channels = cast("RedisSessionChannels", backplane.sessions)  # fleet processes only
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="omnirt-consumer-sessions", daemon=True)
+
+    def start(self) -> SessionConsumer:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        """Stop taking sessions (those running go on); returns once the thread ends or ``timeout_s`` passes."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s if timeout_s is not None else 2 * self.take_wait_s + 1)
+
+    def admit(self, session_id: str) -> str:
+        """Start ``session_id`` here if it is still pending, its model can load here and the host has room."""
+        record = self.channels.record(session_id)
+        if record is None or record.get("state") != "pending":
+            return Admission.DROPPED
+        try:
+            spec = json.loads(record.get("spec") or "{}")
+            model = str(spec.get("model", ""))
+            fps = float(spec.get("fps", 25))
+            readiness = local_readiness(get_model(model, "audio2video"), models_dir=self.engine.models_dir)
+        except Exception:  # a model this worker does not know: another worker may
+            log.info("session %s: cannot judge its model here", session_id, exc_info=True)
+            return Admission.REFUSED
+        if readiness != READY:
+            return Admission.REFUSED
+        started = self.host.try_start(
+            session_id, backplane=self.backplane, engine=self.engine, worker_id=self.worker_id, model=model, fps=fps
+        )
+        return Admission.STARTED if started else Admission.REFUSED
+
+    def _loop(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            if not self.host.wait_for_slot(self.take_wait_s):
+                continue
+            try:
+                taken = self.channels.take(self.queues, self.take_wait_s)
+                if taken is not None and self.admit(taken[1]) == Admission.REFUSED:
+                    self.channels.put_back(taken[1], taken[0])
+                    self._stop.wait(self.retry_s)
+                failures = 0
+            except Exception:  # Redis away: back off and go on; the front end's deadline answers
+                failures += 1
+                log.warning("session consumer: taking sessions failed (%d in a row)", failures, exc_info=failures == 1)
+                self._stop.wait(min(MAX_BACKOFF_S, self.retry_s * 2**failures))
 
 
 def admits(model: str, fps: float) -> bool:
