@@ -145,3 +145,18 @@ def test_a_bad_wav_does_not_poison_the_recogniser(service) -> None:
         if response.status_code != 200:
             assert response.json()["error"]["code"] in ("invalid_input", "invalid_request")
     assert transcribe(wav(tone)).status_code == 200  # the warm decoder still works
+
+
+def test_an_adapter_that_is_not_a_lora_blames_the_client(service, service_dirs) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    path = service_dirs["models"] / "not-a-lora.safetensors"
+    save_file({"some.unrelated.weight": torch.zeros(4, 4)}, str(path))
+    body = {**sd15(), "adapters": [{"kind": "lora", "path": str(path)}]}
+    response = generate(service.url, body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_input" and "not-a-lora.safetensors" in error["message"]
+    assert str(service_dirs["models"]) not in error["message"]
+    assert generate(service.url, sd15()).status_code == 200  # the warm sd15 without the adapter is untouched

@@ -93,21 +93,26 @@ def submit_jobs(base: str, count: int) -> list[str]:
     return ids
 
 
-def cancel_jobs(base: str, job_ids: list[str], clients: int = 8) -> dict[int, int]:
-    """``DELETE`` every job from ``clients`` threads; how many answers of each status."""
-    statuses: dict[int, int] = {}
+def cancel_jobs(base: str, job_ids: list[str], clients: int = 8) -> dict[int | str, int]:
+    """``DELETE`` every job from ``clients`` threads; how many answers of each status (``"timeout"`` or
+    ``"error"`` when a starved front end did not answer)."""
+    statuses: dict[int | str, int] = {}
     lock = threading.Lock()
 
     def cancel(share: list[str]) -> None:
         parts = urlsplit(base)
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-        try:
-            for job_id in share:
-                status, _ = _request(base, "DELETE", f"/v1/jobs/{job_id}", connection=conn)
-                with lock:
-                    statuses[status] = statuses.get(status, 0) + 1
-        finally:
-            conn.close()
+        for job_id in share:
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+            try:
+                status: int | str = _request(base, "DELETE", f"/v1/jobs/{job_id}", connection=conn)[0]
+            except TimeoutError:
+                status = "timeout"
+            except OSError:
+                status = "error"
+            finally:
+                conn.close()
+            with lock:
+                statuses[status] = statuses.get(status, 0) + 1
 
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(cancel, [job_ids[index::clients] for index in range(clients)]))

@@ -20,7 +20,7 @@ import inspect
 import logging
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
@@ -185,7 +185,7 @@ class DiffusersPipeline(BasePipeline):
             arguments["callback_on_step_end"] = on_step_end
         import torch
 
-        with self._stage_tracer(pipe) as self._trace, torch.inference_mode():
+        with self._stage_tracer(pipe, ctx.check_cancelled) as self._trace, torch.inference_mode():
             return pipe(**arguments)
 
     def decode(self, ctx: RunContext, raw: Any) -> Any:
@@ -214,8 +214,10 @@ class DiffusersPipeline(BasePipeline):
 
     # Stage attribution -----------------------------------------------------------------------------------------
     @contextmanager
-    def _stage_tracer(self, pipe: Any) -> Iterator[_CallTrace]:
-        trace = _CallTrace(self.backend)
+    def _stage_tracer(self, pipe: Any, check_cancelled: Callable[[], None]) -> Iterator[_CallTrace]:
+        """Time the call's parts, and honour a cancel (or the job's time limit) before every denoiser forward and
+        every VAE decode call: inside a step, and between the chunks a video pipeline decodes."""
+        trace = _CallTrace(self.backend, check_cancelled)
         handles = []
         for name in ENCODER_COMPONENTS:
             module = getattr(pipe, name, None)
@@ -240,10 +242,12 @@ class DiffusersPipeline(BasePipeline):
 
 
 class _CallTrace:
-    """Times the parts of one diffusers ``__call__``: encoders, setup before the first denoiser step, VAE decode."""
+    """Times the parts of one diffusers ``__call__``: encoders, setup before the first denoiser step, VAE decode.
+    ``check_cancelled`` runs before each denoiser forward and each decode call (it raises to stop the run)."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, check_cancelled: Callable[[], None] = lambda: None) -> None:
         self.backend = backend
+        self.check_cancelled = check_cancelled
         self.started = 0.0
         self.first_denoise: float | None = None
         self.encoder_ms = 0.0
@@ -268,6 +272,7 @@ class _CallTrace:
             self.encoder_ms += (time.perf_counter() - self._encoder_started) * 1000
 
     def denoiser_start(self, *_: Any) -> None:
+        self.check_cancelled()
         if self.first_denoise is None:
             self.backend.synchronize()
             self.first_denoise = time.perf_counter()
@@ -276,6 +281,7 @@ class _CallTrace:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             if self.first_denoise is None:  # encoding an init image, not decoding the result
                 return method(*args, **kwargs)
+            self.check_cancelled()
             self.backend.synchronize()
             started = time.perf_counter()
             output = method(*args, **kwargs)
