@@ -331,6 +331,23 @@ def make_tiny(model_id: str, directory: str, debug: bool) -> None:
     click.echo(str(target))
 
 
+@main.command("settings")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per option.")
+def settings_command(as_json: bool) -> None:
+    """The effective configuration: every OMNIRT_* option, its value, and whether it came from the environment."""
+    from omnirt.settings import Settings, unknown_variables
+
+    rows = Settings.sources()
+    if as_json:
+        click.echo(json.dumps(rows, default=str, indent=2))
+    else:
+        width = max(len(row["variable"]) for row in rows)
+        for row in rows:
+            click.echo(f"{row['variable']:<{width}}  {row['source']:<7}  {row['value']!s:<24}  {row['doc']}")
+    for warning in unknown_variables():
+        click.echo(f"warning: {warning}", err=True)
+
+
 def _export(name: str, value: Any) -> None:
     """Settings travel as environment variables, so gunicorn and Celery child processes see them too."""
     if value is None or value == () or value == "":

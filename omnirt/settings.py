@@ -1,72 +1,135 @@
 """Runtime settings shared by the API, the workers and the CLI, read from ``OMNIRT_*`` environment variables.
 
-The CLI turns its flags into environment variables before anything reads them, so a gunicorn worker or a Celery
-child process sees the same settings as the command that started it.
+Each option is declared once on :class:`Settings` with :func:`option`: its type (the annotation), default,
+environment variable and doc; :meth:`Settings.from_env` reads them all the same way. The CLI turns its flags into
+environment variables before anything reads them, so a gunicorn worker or a Celery child process sees the same
+settings as the command that started it.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 
-def _float(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
+def option(env: str, doc: str, *, parse: Callable[[str], Any] | None = None, **kwargs: Any) -> Any:
+    """Declare one setting: its environment variable, a one-line doc, and how to read it (by default, from the
+    field's type). Used as a dataclass ``field`` with its ``default`` or ``default_factory``."""
+    return field(metadata={"env": env, "doc": doc, "parse": parse}, **kwargs)
 
 
-def _int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
-
-
-def _flag(name: str) -> bool | None:
-    """A yes/no variable; None when unset or empty."""
-    value = os.environ.get(name, "").strip().lower()
+def _flag(raw: str) -> bool | None:
+    """A yes/no variable; None when empty."""
+    value = raw.strip().lower()
     return None if not value else value in ("1", "true", "yes", "on")
 
 
-def _list(name: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
+def _names(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _paths(raw: str) -> tuple[Path, ...]:
+    return tuple(Path(root) for root in raw.split(os.pathsep) if root)
+
+
+#: How a variable is read, by the declared type of its field.
+_BY_TYPE: dict[str, Callable[[str], Any]] = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "Path": Path,
+    "str | None": lambda raw: raw or None,
+    "Path | None": lambda raw: Path(raw) if raw else None,
+    "bool | None": _flag,
+    "tuple[str, ...]": _names,
+    "tuple[Path, ...]": _paths,
+}
 
 
 @dataclass(frozen=True)
 class Settings:
-    redis_url: str | None = None
-    artifact_dir: Path = Path("outputs")
-    job_ttl_s: int = 7 * 24 * 3600
-    events_ttl_s: int = 3600
-    events_maxlen: int = 10_000
-    heartbeat_interval_s: float = 2.0
-    heartbeat_ttl_s: float = 6.0
-    max_attempts: int = 2
-    visibility_timeout_s: int = 6 * 3600
-    sync_timeout_s: float = 300.0
-    max_request_bytes: int = 64 * 1024 * 1024
-    max_queued_jobs: int = 10_000
-    api_keys: tuple[str, ...] = ()
-    model_tiers: tuple[str, ...] = ()
-    models: tuple[str, ...] = ()
-    model_aliases: dict[str, str] = field(default_factory=dict)
-    default_device: str = "cpu"
-    embedded_workers: int = 1
-    sse_keepalive_s: float = 15.0
-    idle_unload_s: float = 0.0
-    memory_budget_gb: float = 0.0
-    cache_size: int = 4
-    avatar_dir: Path | None = None  # default: "avatars" beside the artifact directory
-    max_avatar_video_bytes: int = 50 * 2**20
-    session_flush_s: float = 0.3
-    session_capacity: int = 4  # realtime sessions one worker process hosts at once, beside its job slot
-    torch_threads: int = 1  # intra-op threads per worker process; 0 leaves torch's default (every core)
-    frame_lanes: int = 0  # parallel lip-sync model calls per worker process, each on one core; 0: see lanes()
-    input_roots: tuple[Path, ...] = ()  # server folders whose files requests may name as inputs (OMNIRT_INPUT_ROOTS)
-    # model_path only a hub id or inside the models dir (runtime/weights.py); None: yes in fleet processes
-    confine_model_paths: bool | None = None
-    limits: dict[str, float] = field(default_factory=dict)  # request size and job time limits (registry/limits.py)
-    redis_max_connections: int = 2000  # per Redis client pool of a process; past it, requests wait for a connection
-    # fleet front end (serve.py): "gevent" (event-driven: a stream holds a greenlet, not a thread) or "gthread"
-    frontend_worker_class: str = "gevent"
-    frontend_connections: int = 10_000  # open connections per gevent front-end process (streams included)
+    """Every ``OMNIRT_*`` option, declared once: type, default, environment variable and doc (``omnirt settings``
+    prints the effective values and where each came from)."""
+
+    redis_url: str | None = option("OMNIRT_REDIS_URL", "Redis URL: fleet mode (unset: embedded)", default=None)
+    artifact_dir: Path = option(
+        "OMNIRT_ARTIFACT_DIR", "where job artifacts live (shared by front ends and workers)", default=Path("outputs")
+    )
+    job_ttl_s: int = option("OMNIRT_JOB_TTL_S", "seconds a job record is kept", default=7 * 24 * 3600)
+    events_ttl_s: int = option("OMNIRT_EVENTS_TTL_S", "seconds an event stream is kept after its end", default=3600)
+    events_maxlen: int = option("OMNIRT_EVENTS_MAXLEN", "events kept per job stream (approximate)", default=10_000)
+    heartbeat_interval_s: float = option("OMNIRT_HEARTBEAT_INTERVAL_S", "worker heartbeat period", default=2.0)
+    heartbeat_ttl_s: float = option(
+        "OMNIRT_HEARTBEAT_TTL_S", "a worker without a beat for this long is dead", default=6.0
+    )
+    max_attempts: int = option("OMNIRT_MAX_ATTEMPTS", "runs of a job whose worker died, at most", default=2)
+    visibility_timeout_s: int = option(
+        "OMNIRT_VISIBILITY_TIMEOUT_S", "Redis broker visibility timeout", default=6 * 3600
+    )
+    sync_timeout_s: float = option("OMNIRT_SYNC_TIMEOUT_S", "how long a sync request waits for its job", default=300.0)
+    max_request_bytes: int = option("OMNIRT_MAX_REQUEST_BYTES", "request body cap", default=64 * 1024 * 1024)
+    max_queued_jobs: int = option("OMNIRT_MAX_QUEUED_JOBS", "queued jobs before 429 too_many_queued", default=10_000)
+    api_keys: tuple[str, ...] = option(
+        "OMNIRT_API_KEYS", "API keys, comma-separated (and OMNIRT_API_KEY_FILE, one per line)", default=()
+    )
+    model_tiers: tuple[str, ...] = option("OMNIRT_MODEL_TIERS", "tiers this server enables (all if empty)", default=())
+    models: tuple[str, ...] = option("OMNIRT_MODELS", "models this server enables (all if empty)", default=())
+    model_aliases: dict[str, str] = option(
+        "OMNIRT_MODEL_ALIASES", "alias map file (JSON or YAML)", default_factory=dict, parse=lambda raw: _aliases(raw)
+    )
+    default_device: str = option("OMNIRT_DEFAULT_DEVICE", "device when no live worker decides", default="cpu")
+    embedded_workers: int = option("OMNIRT_EMBEDDED_WORKERS", "job threads of the embedded server", default=1)
+    sse_keepalive_s: float = option("OMNIRT_SSE_KEEPALIVE_S", "SSE keep-alive comment period", default=15.0)
+    idle_unload_s: float = option("OMNIRT_IDLE_UNLOAD_S", "unload a warm model idle this long (0: never)", default=0.0)
+    memory_budget_gb: float = option(
+        "OMNIRT_MEMORY_BUDGET_GB", "a worker's memory budget (0: what is free)", default=0.0
+    )
+    cache_size: int = option("OMNIRT_CACHE_SIZE", "warm pipelines a worker process keeps", default=4)
+    avatar_dir: Path | None = option(
+        "OMNIRT_AVATAR_DIR", "the avatar store (default: avatars/ beside the artifact dir)", default=None
+    )
+    max_avatar_video_bytes: int = option("OMNIRT_MAX_AVATAR_VIDEO_BYTES", "idle-video upload cap", default=50 * 2**20)
+    max_image_bytes: int = option("OMNIRT_MAX_IMAGE_BYTES", "a session's reference image cap", default=10 * 2**20)
+    session_flush_s: float = option("OMNIRT_SESSION_FLUSH_S", "flush streamed audio after this pause", default=0.3)
+    session_capacity: int = option(
+        "OMNIRT_SESSION_CAPACITY", "realtime sessions per worker process, beside its job slot", default=4
+    )
+    session_idle_s: float = option("OMNIRT_SESSION_IDLE_S", "a session without input this long ends", default=60.0)
+    session_admit_s: float = option(
+        "OMNIRT_SESSION_ADMIT_S", "how long a session waits for a worker before no_capacity", default=10.0
+    )
+    torch_threads: int = option(
+        "OMNIRT_TORCH_THREADS", "torch threads per worker process (0: torch's default, every core)", default=1
+    )
+    frame_lanes: int = option(
+        "OMNIRT_FRAME_LANES",
+        "parallel lip-sync model calls per process (0: one per core embedded, 1 in a fleet)",
+        default=0,
+    )
+    input_roots: tuple[Path, ...] = option(
+        "OMNIRT_INPUT_ROOTS", "server folders whose files requests may name as inputs", default=()
+    )
+    confine_model_paths: bool | None = option(
+        "OMNIRT_CONFINE_MODEL_PATHS", "load model paths only inside the models dir (unset: in a fleet)", default=None
+    )
+    limits: dict[str, float] = option(
+        "OMNIRT_LIMITS",
+        "request size and job time limits, a JSON object",
+        default_factory=dict,
+        parse=lambda raw: _limits(raw),
+    )
+    redis_max_connections: int = option(
+        "OMNIRT_REDIS_MAX_CONNECTIONS", "connections per Redis pool; past it, requests wait", default=2000
+    )
+    frontend_worker_class: str = option(
+        "OMNIRT_FRONTEND_WORKER_CLASS", "fleet front end's gunicorn worker class: gevent or gthread", default="gevent"
+    )
+    frontend_connections: int = option(
+        "OMNIRT_FRONTEND_CONNECTIONS", "open connections per gevent front-end process", default=10_000
+    )
 
     @property
     def avatar_root(self) -> Path:
@@ -85,49 +148,96 @@ class Settings:
         return not self.redis_url
 
     @classmethod
-    def from_env(cls) -> Settings:
-        keys = list(_list("OMNIRT_API_KEYS"))
-        key_file = os.environ.get("OMNIRT_API_KEY_FILE")
+    def options(cls) -> list[tuple[str, str, str, Any]]:
+        """(field, environment variable, doc, default) of every option, in declaration order."""
+        return [
+            (item.name, item.metadata["env"], item.metadata["doc"], _default(item))
+            for item in fields(cls)
+            if "env" in item.metadata
+        ]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings the environment gives: each declared variable that is set, read by its declaration."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            name = item.metadata.get("env")
+            raw = (env.get(name) or env.get(ALTERNATE_NAMES.get(name, ""), "")) if name else ""
+            if not raw:
+                continue
+            parse = item.metadata["parse"] or _BY_TYPE[str(item.type)]
+            try:
+                values[item.name] = parse(raw)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"{name}={raw!r}: {exc}") from None
+        key_file = env.get("OMNIRT_API_KEY_FILE")
         if key_file:
-            keys += [line.strip() for line in Path(key_file).read_text().splitlines() if line.strip()]
-        return cls(
-            redis_url=os.environ.get("OMNIRT_REDIS_URL") or None,
-            artifact_dir=Path(os.environ.get("OMNIRT_ARTIFACT_DIR", os.environ.get("OMNIRT_OUTPUT_DIR", "outputs"))),
-            job_ttl_s=_int("OMNIRT_JOB_TTL_S", cls.job_ttl_s),
-            events_ttl_s=_int("OMNIRT_EVENTS_TTL_S", cls.events_ttl_s),
-            events_maxlen=_int("OMNIRT_EVENTS_MAXLEN", cls.events_maxlen),
-            heartbeat_interval_s=_float("OMNIRT_HEARTBEAT_INTERVAL_S", cls.heartbeat_interval_s),
-            heartbeat_ttl_s=_float("OMNIRT_HEARTBEAT_TTL_S", cls.heartbeat_ttl_s),
-            max_attempts=_int("OMNIRT_MAX_ATTEMPTS", cls.max_attempts),
-            visibility_timeout_s=_int("OMNIRT_VISIBILITY_TIMEOUT_S", cls.visibility_timeout_s),
-            sync_timeout_s=_float("OMNIRT_SYNC_TIMEOUT_S", cls.sync_timeout_s),
-            max_request_bytes=_int("OMNIRT_MAX_REQUEST_BYTES", cls.max_request_bytes),
-            max_queued_jobs=_int("OMNIRT_MAX_QUEUED_JOBS", cls.max_queued_jobs),
-            api_keys=tuple(dict.fromkeys(keys)),
-            model_tiers=_list("OMNIRT_MODEL_TIERS"),
-            models=_list("OMNIRT_MODELS"),
-            model_aliases=_aliases(os.environ.get("OMNIRT_MODEL_ALIASES")),
-            default_device=os.environ.get("OMNIRT_DEFAULT_DEVICE", cls.default_device),
-            embedded_workers=_int("OMNIRT_EMBEDDED_WORKERS", cls.embedded_workers),
-            sse_keepalive_s=_float("OMNIRT_SSE_KEEPALIVE_S", cls.sse_keepalive_s),
-            idle_unload_s=_float("OMNIRT_IDLE_UNLOAD_S", cls.idle_unload_s),
-            memory_budget_gb=_float("OMNIRT_MEMORY_BUDGET_GB", cls.memory_budget_gb),
-            cache_size=_int("OMNIRT_CACHE_SIZE", cls.cache_size),
-            avatar_dir=Path(os.environ["OMNIRT_AVATAR_DIR"]) if os.environ.get("OMNIRT_AVATAR_DIR") else None,
-            max_avatar_video_bytes=_int("OMNIRT_MAX_AVATAR_VIDEO_BYTES", cls.max_avatar_video_bytes),
-            session_flush_s=_float("OMNIRT_SESSION_FLUSH_S", cls.session_flush_s),
-            session_capacity=_int("OMNIRT_SESSION_CAPACITY", cls.session_capacity),
-            torch_threads=_int("OMNIRT_TORCH_THREADS", cls.torch_threads),
-            frame_lanes=_int("OMNIRT_FRAME_LANES", cls.frame_lanes),
-            input_roots=tuple(
-                Path(root) for root in os.environ.get("OMNIRT_INPUT_ROOTS", "").split(os.pathsep) if root
-            ),
-            confine_model_paths=_flag("OMNIRT_CONFINE_MODEL_PATHS"),
-            limits=_limits(os.environ.get("OMNIRT_LIMITS")),
-            redis_max_connections=_int("OMNIRT_REDIS_MAX_CONNECTIONS", cls.redis_max_connections),
-            frontend_worker_class=os.environ.get("OMNIRT_FRONTEND_WORKER_CLASS", cls.frontend_worker_class),
-            frontend_connections=_int("OMNIRT_FRONTEND_CONNECTIONS", cls.frontend_connections),
-        )
+            keys = [line.strip() for line in Path(key_file).read_text().splitlines() if line.strip()]
+            values["api_keys"] = tuple(dict.fromkeys([*values.get("api_keys", ()), *keys]))
+        return cls(**values)
+
+    @classmethod
+    def sources(cls, environ: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """Each option's effective value and where it came from (``env`` or ``default``), for ``omnirt settings``."""
+        env = os.environ if environ is None else environ
+        current = cls.from_env(env)
+        rows = []
+        for name, variable, doc, _ in cls.options():
+            value = getattr(current, name)
+            if name == "api_keys" and value:
+                value = f"{len(value)} key(s)"
+            given = bool(env.get(variable) or env.get(ALTERNATE_NAMES.get(variable, "")))
+            rows.append({"variable": variable, "value": value, "source": "env" if given else "default", "doc": doc})
+        return rows
+
+
+#: Older names still read when the current one is unset.
+ALTERNATE_NAMES = {"OMNIRT_ARTIFACT_DIR": "OMNIRT_OUTPUT_DIR"}
+
+#: ``OMNIRT_*`` variables other modules read (the CLI's plumbing to worker processes, model families' service
+#: addresses), so that :func:`unknown_variables` does not warn about them. Moving them here is the next step.
+OTHER_VARIABLES = (
+    "OMNIRT_API_KEY_FILE",
+    "OMNIRT_OUTPUT_DIR",
+    "OMNIRT_MODELS_DIR",
+    "OMNIRT_HOME",
+    "OMNIRT_BACKEND",
+    "OMNIRT_DISABLE_COMPILE",
+    "OMNIRT_PLUGINS",
+    "OMNIRT_PRELOAD",
+    "OMNIRT_WORKER_NODE",
+    "OMNIRT_WORKER_QUEUES",
+    "OMNIRT_WORKER_DEVICE",
+    "OMNIRT_FLASHTALK_UPSTREAM",
+    "OMNIRT_FLASHTALK_COMMAND",
+    "OMNIRT_FLASHTALK_PORT",
+    "OMNIRT_RESIDENT_BACKOFF_S",
+    "OMNIRT_COSYVOICE_TRITON",
+    "OMNIRT_COSYVOICE_MODEL",
+    "OMNIRT_VLLM_OMNI_URL",
+    "OMNIRT_VLLM_OMNI_MODEL",
+    "OMNIRT_VLLM_OMNI_API_KEY",
+    "OMNIRT_INDEXTTS_URL",
+)
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A warning per ``OMNIRT_*`` variable that nothing reads, with the closest known name."""
+    import difflib
+
+    env = os.environ if environ is None else environ
+    known = {variable for _, variable, _, _ in Settings.options()} | set(OTHER_VARIABLES)
+    warnings = []
+    for name in sorted(key for key in env if key.startswith("OMNIRT_") and key not in known):
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        warnings.append(f"{name} is not an OmniRT setting{hint}")
+    return warnings
+
+
+def _default(item: Any) -> Any:
+    return item.default_factory() if item.default_factory is not MISSING else item.default
 
 
 def _limits(raw: str | None) -> dict[str, float]:

@@ -125,6 +125,9 @@ def fleet_worker(fleet_redis: Any, service_env: dict[str, str], service_dirs: di
 
 
 def service_settings(redis_url: str | None, dirs: dict[str, Path], **overrides: Any) -> Any:
+    """The test server's settings: the environment's (a test may set a variable first), then these values."""
+    from dataclasses import replace
+
     from omnirt.settings import Settings
 
     values = {
@@ -136,7 +139,7 @@ def service_settings(redis_url: str | None, dirs: dict[str, Path], **overrides: 
         "sync_timeout_s": 60.0,
         **overrides,
     }
-    return Settings(**values)
+    return replace(Settings.from_env(), **values)
 
 
 @pytest.fixture(params=["embedded", "fleet"])

@@ -5,9 +5,11 @@ The API parses, validates against the registry, enqueues and relays; it never im
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask
 
-from omnirt.settings import Settings
+from omnirt.settings import Settings, unknown_variables
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -18,6 +20,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     from omnirt.workers.reaper import Reaper
 
     settings = settings or Settings.from_env()
+    for warning in unknown_variables():
+        logging.getLogger("omnirt").warning(warning)
     app = Flask("omnirt")
     app.config["OMNIRT_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes

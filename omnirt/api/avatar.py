@@ -23,7 +23,6 @@ import binascii
 import json
 import logging
 import math
-import os
 import time
 import uuid
 from collections.abc import Callable, Collection
@@ -66,12 +65,8 @@ class ClientGone(Exception):
     """The client's socket closed while the server waited on the worker for it."""
 
 
-def admit_deadline_s() -> float:
-    return float(os.environ.get("OMNIRT_SESSION_ADMIT_S", "10"))
-
-
 def max_image_bytes() -> int:
-    return int(os.environ.get("OMNIRT_MAX_IMAGE_BYTES", str(10 * 2**20)))
+    return int(backplane().settings.max_image_bytes)
 
 
 def readiness(model: str) -> str:
@@ -256,7 +251,7 @@ class Lease:
         """Wait for a worker's ``ready``: ``no_capacity`` when none claims the session by the admission deadline;
         once one has, as long as it lives (opening may load a model) and the client stays."""
         sessions = self.backplane.sessions
-        deadline = time.monotonic() + admit_deadline_s()
+        deadline = time.monotonic() + self.backplane.settings.session_admit_s
         while True:
             self._check_client()
             message = self.reader.get(timeout=POLL_S)

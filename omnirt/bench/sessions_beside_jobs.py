@@ -86,7 +86,6 @@ def run(
     from werkzeug.serving import make_server
 
     from omnirt.api import create_app
-    from omnirt.api.avatar import admit_deadline_s
     from omnirt.models.tiny_common import make_tiny
     from omnirt.settings import Settings
 
@@ -148,7 +147,7 @@ def run(
             "sessions": sessions,
             "frame": {**frame, "fps": 25},
             "worker": "one prefork worker, --concurrency 1, OMNIRT_SESSION_CAPACITY=sessions",
-            "admit_deadline_s": admit_deadline_s(),
+            "admit_deadline_s": Settings.from_env().session_admit_s,
             "cpus": len(os.sched_getaffinity(0)),
         }
     finally:

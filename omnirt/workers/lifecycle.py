@@ -85,12 +85,15 @@ def start_process_services() -> None:
     from omnirt.avatars.scheduler import set_frame_lanes
     from omnirt.backplane import get_backplane
     from omnirt.runtime.engine import configure_default_engine, get_default_engine
+    from omnirt.settings import unknown_variables
     from omnirt.workers.heartbeat import Heartbeat
     from omnirt.workers.reaper import Reaper
     from omnirt.workers.sessions import SessionConsumer, get_session_host
 
     backplane = get_backplane()
     settings = backplane.settings
+    for warning in unknown_variables():
+        log.warning(warning)
     configure_default_engine(settings)
     set_frame_lanes(settings.lanes())
     engine = get_default_engine()

@@ -27,7 +27,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -51,10 +50,6 @@ log = logging.getLogger(__name__)
 TAKE_WAIT_S = 1.0  # one blocking take from the session lists; also how soon the consumer notices stop()
 RETRY_S = 0.2  # the pause after putting a session back, so that another worker takes it first
 MAX_BACKOFF_S = 5.0  # the longest pause between takes while Redis is unreachable
-
-
-def idle_timeout_s() -> float:
-    return float(os.environ.get("OMNIRT_SESSION_IDLE_S", "60"))
 
 
 class SessionHost:
@@ -282,8 +277,8 @@ def _serve(
                     continue
                 if frames:
                     video(frames, started, time.perf_counter())
-            if time.monotonic() - last_input > idle_timeout_s():
-                message_text = f"No input for {idle_timeout_s():g} s; session closed."
+            if time.monotonic() - last_input > backplane.settings.session_idle_s:
+                message_text = f"No input for {backplane.settings.session_idle_s:g} s; session closed."
                 out(Kind.ERROR, code="idle_timeout", message=message_text)
                 return
             continue
