@@ -55,6 +55,14 @@ class Settings:
     prints the effective values and where each came from)."""
 
     redis_url: str | None = option("OMNIRT_REDIS_URL", "Redis URL: fleet mode (unset: embedded)", default=None)
+    home: Path = option("OMNIRT_HOME", "base of the default models dir", default=Path("~/.omnirt"))
+    models_dir: Path | None = option(
+        "OMNIRT_MODELS_DIR", "weights, one sub-folder per model id (default: <OMNIRT_HOME>/models)", default=None
+    )
+    backend: str = option("OMNIRT_BACKEND", "what a request's backend auto means in this process", default="auto")
+    disable_compile: bool | None = option("OMNIRT_DISABLE_COMPILE", "1: never try torch.compile", default=None)
+    plugins: tuple[str, ...] = option("OMNIRT_PLUGINS", "extra modules that register models", default=())
+    preload: tuple[str, ...] = option("OMNIRT_PRELOAD", "models a worker process loads at start", default=())
     artifact_dir: Path = option(
         "OMNIRT_ARTIFACT_DIR", "where job artifacts live (shared by front ends and workers)", default=Path("outputs")
     )
@@ -157,6 +165,20 @@ class Settings:
         ]
 
     @classmethod
+    def value(cls, name: str, environ: Mapping[str, str] | None = None) -> Any:
+        """One option's value from the environment (for code that needs a single setting at call time)."""
+        env = os.environ if environ is None else environ
+        item = next(item for item in fields(cls) if item.name == name)
+        variable = item.metadata["env"]
+        raw = env.get(variable) or env.get(ALTERNATE_NAMES.get(variable, ""), "")
+        if not raw:
+            return _default(item)
+        try:
+            return (item.metadata["parse"] or _BY_TYPE[str(item.type)])(raw)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{variable}={raw!r}: {exc}") from None
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """The settings the environment gives: each declared variable that is set, read by its declaration."""
         env = os.environ if environ is None else environ
@@ -200,12 +222,6 @@ ALTERNATE_NAMES = {"OMNIRT_ARTIFACT_DIR": "OMNIRT_OUTPUT_DIR"}
 OTHER_VARIABLES = (
     "OMNIRT_API_KEY_FILE",
     "OMNIRT_OUTPUT_DIR",
-    "OMNIRT_MODELS_DIR",
-    "OMNIRT_HOME",
-    "OMNIRT_BACKEND",
-    "OMNIRT_DISABLE_COMPILE",
-    "OMNIRT_PLUGINS",
-    "OMNIRT_PRELOAD",
     "OMNIRT_WORKER_NODE",
     "OMNIRT_WORKER_QUEUES",
     "OMNIRT_WORKER_DEVICE",

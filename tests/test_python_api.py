@@ -13,7 +13,7 @@ from omnirt.contracts.errors import RequestValidationError
 
 
 def test_generate_accepts_a_dict_and_a_file(tiny_model, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("OMNIRT_OUTPUT_DIR", str(tmp_path / "out"))
+    monkeypatch.setenv("OMNIRT_ARTIFACT_DIR", str(tmp_path / "out"))
     payload = {
         "task": "text2image",
         "model": "sd15",

@@ -69,3 +69,10 @@ def test_omnirt_settings_prints_values_and_their_source() -> None:
     assert rows["OMNIRT_CACHE_SIZE"]["value"] == 7 and rows["OMNIRT_CACHE_SIZE"]["source"] == "env"
     assert rows["OMNIRT_JOB_TTL_S"]["source"] == "default"
     assert "OMNIRT_TTL is not an OmniRT setting" in result.stderr
+
+
+def test_the_readme_documents_every_option() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    environment = readme[readme.index("## Environment") : readme.index("\n## ", readme.index("## Environment") + 1)]
+    missing = [variable for _, variable, _, _ in Settings.options() if f"`{variable}`" not in environment]
+    assert missing == [], f"README's Environment section does not name {missing}"

@@ -69,12 +69,12 @@ def ensure_models_loaded() -> None:
     global _LOADED
     if not _LOADED:
         import importlib
-        import os
 
         import omnirt.models  # noqa: F401 - imported for its registrations
+        from omnirt.settings import Settings
 
         _LOADED = True
-        for module in [name.strip() for name in os.environ.get("OMNIRT_PLUGINS", "").split(",") if name.strip()]:
+        for module in Settings.value("plugins"):
             importlib.import_module(module)
 
 

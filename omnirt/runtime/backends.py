@@ -8,7 +8,6 @@ lazily so that the API can resolve names without it.
 from __future__ import annotations
 
 import importlib.util
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,7 +174,9 @@ def resolve_backend(name: str | None = "auto") -> Backend:
     if name == "cpu-stub":
         name = "cpu"
     if name == "auto":
-        name = os.environ.get("OMNIRT_BACKEND", "auto").lower()
+        from omnirt.settings import Settings
+
+        name = str(Settings.value("backend")).lower()
     if name == "auto":
         for candidate in (CudaBackend, AscendBackend):
             if candidate.available():

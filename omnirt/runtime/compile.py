@@ -7,7 +7,6 @@ call is repeated eagerly, and the failure lands in the run's ``backend_timeline`
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +37,9 @@ class ModuleTimeline:
 
 def compile_enabled(backend: Backend, config: dict[str, Any]) -> tuple[bool, str]:
     """Whether to try compile, and why not. Default: on for CUDA, off elsewhere; config ``compile`` decides."""
-    if os.environ.get("OMNIRT_DISABLE_COMPILE") == "1":
+    from omnirt.settings import Settings
+
+    if Settings.value("disable_compile"):
         return False, "disabled by OMNIRT_DISABLE_COMPILE=1"
     if not backend.compile_available:
         return False, f"torch.compile is not available on {backend.name}"

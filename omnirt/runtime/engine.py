@@ -6,7 +6,6 @@ keeps loaded models warm between runs.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
@@ -27,7 +26,9 @@ from omnirt.runtime.weights import WeightsSource, read_folder_defaults, resolve_
 
 
 def default_output_dir() -> Path:
-    return Path(os.environ.get("OMNIRT_OUTPUT_DIR", "outputs")).expanduser()
+    from omnirt.settings import Settings
+
+    return Path(Settings.value("artifact_dir")).expanduser()
 
 
 class Engine:

@@ -45,11 +45,13 @@ class WeightsSource:
 
 
 def default_models_dir() -> Path:
-    configured = os.environ.get("OMNIRT_MODELS_DIR")
+    """``OMNIRT_MODELS_DIR``, else ``<OMNIRT_HOME>/models``."""
+    from omnirt.settings import Settings
+
+    configured = Settings.value("models_dir")
     if configured:
         return Path(configured).expanduser()
-    home = Path(os.environ.get("OMNIRT_HOME", "~/.omnirt")).expanduser()
-    return home / "models"
+    return Path(Settings.value("home")).expanduser() / "models"
 
 
 def write_folder_defaults(folder: Path, *, model_id: str, default_config: dict[str, Any], tiny: bool = False) -> None:

@@ -85,7 +85,7 @@ def start_process_services() -> None:
     from omnirt.avatars.scheduler import set_frame_lanes
     from omnirt.backplane import get_backplane
     from omnirt.runtime.engine import configure_default_engine, get_default_engine
-    from omnirt.settings import unknown_variables
+    from omnirt.settings import Settings, unknown_variables
     from omnirt.workers.heartbeat import Heartbeat
     from omnirt.workers.reaper import Reaper
     from omnirt.workers.sessions import SessionConsumer, get_session_host
@@ -107,7 +107,7 @@ def start_process_services() -> None:
     ).start()
     Reaper(backplane).start()
     device = worker_device()
-    for model_id in [name for name in os.environ.get("OMNIRT_PRELOAD", "").split(",") if name]:
+    for model_id in Settings.value("preload"):
         try:
             engine.preload(model_id, backend=device if device != "auto" else "auto")
             log.info("preloaded %s", model_id)
