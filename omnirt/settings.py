@@ -256,13 +256,23 @@ def _default(item: Any) -> Any:
     return item.default_factory() if item.default_factory is not MISSING else item.default
 
 
+#: Request size and job time limits (applied in :mod:`omnirt.registry.limits`): steps and frames far past what any
+#: published model card uses, 4 megapixels, 8 images, an hour per job. A model may raise its own; OMNIRT_LIMITS
+#: overrides them.
+DEFAULT_LIMITS: dict[str, float] = {
+    "max_steps": 500,
+    "max_pixels": 2048 * 2048,
+    "max_frames": 257,
+    "max_images": 8,
+    "time_limit_s": 3600.0,
+}
+
+
 def _limits(raw: str | None) -> dict[str, float]:
     """``OMNIRT_LIMITS``: a JSON object of limits (``{"max_steps": 200, "time_limit_s": 900}``)."""
     if not raw:
         return {}
     import json
-
-    from omnirt.registry.limits import DEFAULT_LIMITS
 
     value = json.loads(raw)
     if not isinstance(value, dict) or not all(

@@ -4,7 +4,7 @@ A request is checked against its limits before a job exists (the API) and again 
 client cannot ask for a billion denoising steps or a 100 000 px square and tie a worker up until it runs out of
 memory. The order of precedence, last wins:
 
-1. :data:`DEFAULT_LIMITS`;
+1. :data:`omnirt.settings.DEFAULT_LIMITS`;
 2. the model's ``resource_hint["limits"]`` (a video model that needs more frames, a small model allowed more pixels);
 3. the operator's ``OMNIRT_LIMITS`` (a JSON object of the same keys, see :class:`omnirt.settings.Settings`).
 
@@ -19,24 +19,7 @@ from typing import Any
 from omnirt.contracts.errors import ModelNotRegisteredError
 from omnirt.registry.registry import get_model
 from omnirt.registry.spec import ModelSpec
-
-#: limit -> default. Steps and frames far past what any published model card uses; 4 megapixels; 10 minutes of audio.
-DEFAULT_LIMITS: dict[str, float] = {
-    "max_steps": 500,
-    "max_pixels": 2048 * 2048,
-    "max_frames": 257,
-    "max_images": 8,
-    "time_limit_s": 3600.0,
-}
-
-#: What each limit bounds, for error messages and the docs.
-LIMIT_DOCS = {
-    "max_steps": "config.num_inference_steps",
-    "max_pixels": "config.width x config.height",
-    "max_frames": "config.num_frames",
-    "max_images": "config.num_images_per_prompt",
-    "time_limit_s": "seconds one job may run",
-}
+from omnirt.settings import DEFAULT_LIMITS
 
 
 def limits_for(spec: ModelSpec, overrides: Mapping[str, Any] | None = None) -> dict[str, float]:

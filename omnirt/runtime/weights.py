@@ -152,8 +152,8 @@ def model_paths_confined() -> bool:
     ``OMNIRT_CONFINE_MODEL_PATHS``, else in every fleet process (a Redis URL is configured)."""
     from omnirt.settings import Settings
 
-    settings = Settings.from_env()
-    return settings.confine_model_paths if settings.confine_model_paths is not None else not settings.embedded
+    confine = Settings.value("confine_model_paths")
+    return confine if confine is not None else bool(Settings.value("redis_url"))
 
 
 def _hub_reachable_or_cached(hub_id: str) -> bool:
