@@ -24,7 +24,7 @@ from tests.conftest import service_settings
 from tests.support.servers import ApiServer, RedisServer, Worker, wait_until
 from tests.test_avatar import OpenTalkingClient, loud_chunk, silent_chunk, ws_url
 
-FLASHTALK = "/v1/audio2video/reference-avatar"
+FLASHTALK = "/v1/audio2video/photoreal-avatar"
 NATIVE = "/v1/avatar/realtime"
 SMALL = {"width": 128, "height": 128, "slice_len": 4}  # 2560 samples a chunk
 CHUNK = 2560
@@ -165,7 +165,7 @@ def test_the_worker_answers_a_session_it_cannot_open(service) -> None:
     and the session's channels end."""
     from omnirt.api.avatar import Lease, SessionError
 
-    spec = SessionSpec(model="reference-avatar", **SMALL, config={"mouth_open_multiplier": "abc"})
+    spec = SessionSpec(model="photoreal-avatar", **SMALL, config={"mouth_open_multiplier": "abc"})
     started = time.monotonic()
     with pytest.raises(SessionError) as refused:
         Lease(service.api.backplane, spec, None)
@@ -197,7 +197,7 @@ def test_the_worker_answers_a_config_it_refuses(service) -> None:
     """Past the door (a config sent on the lease directly), the worker answers bad_config and keeps rendering."""
     from omnirt.api.avatar import Lease
 
-    lease = Lease(service.api.backplane, SessionSpec(model="reference-avatar", **SMALL), None)
+    lease = Lease(service.api.backplane, SessionSpec(model="photoreal-avatar", **SMALL), None)
     try:
         for config in ({"mouth_open_multiplier": "abc"}, [1]):
             lease.send(Kind.CONFIG, config=config)

@@ -26,7 +26,7 @@ import requests
 RUN_TIMEOUT_S = 150  # hard cap; a healthy run takes well under 90 s per mode on two cores
 HEALTHZ_BUDGET_S = 0.1
 # Models that run on the test machine without weights to download or a remote service to call.
-LOCAL_MODELS = ("sd15", "bench-noop", "hibari-tts", "pocketsphinx-en", "reference-avatar")
+LOCAL_MODELS = ("sd15", "bench-noop", "hibari-tts", "pocketsphinx-en", "photoreal-avatar")
 CONFIG = """\
 [phases.stateful]
 max-steps = 8

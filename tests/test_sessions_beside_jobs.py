@@ -20,7 +20,7 @@ from tests.conftest import service_settings
 from tests.support.servers import ApiServer, RedisServer, Worker, wait_until
 from tests.test_avatar import OpenTalkingClient, loud_chunk, ws_url
 
-FLASHTALK = "/v1/audio2video/reference-avatar"
+FLASHTALK = "/v1/audio2video/photoreal-avatar"
 SMALL = {"width": 128, "height": 128, "slice_len": 4}  # 2560 samples a chunk
 CHUNK = 2560
 SLOW_JOB = {  # 30 s of "denoising" on the worker's only slot
@@ -86,7 +86,7 @@ def test_sessions_are_admitted_and_stream_while_the_only_job_slot_is_busy(busy_f
         thread.join(timeout=60)
     assert not failures, failures
     assert frames == dict.fromkeys(range(4), 4)
-    # Admitted at once, not after the 30 s job: the first open also loads the reference avatar.
+    # Admitted at once, not after the 30 s job: the first open also loads the photoreal avatar.
     assert max(opened.values()) < 8, opened
     # All of it happened while the batch work was still on the worker's only slot and queued behind it.
     assert job_state(api, jobs[0]) == "running"
@@ -167,7 +167,7 @@ def test_a_full_host_leaves_offered_sessions_for_other_workers_and_takes_when_a_
     consumer.host.active.add("avt_running_elsewhere")  # the one slot is taken
     consumer.start()
     try:
-        session_id = offer(plane, "reference-avatar")
+        session_id = offer(plane, "photoreal-avatar")
         before = takes(plane)
         time.sleep(1.5)
         assert takes(plane) == before  # no slot: no take at all

@@ -50,8 +50,8 @@ def _cascade() -> Any:
     return cascade
 
 
-def detect_face(image: np.ndarray) -> Box | None:
-    """The largest frontal face in an RGB image, or None."""
+def face_candidates(image: np.ndarray) -> list[Box]:
+    """Every frontal face the detector finds in an RGB image, largest first (false positives included)."""
     cv2 = require_cv2()
     height, width = image.shape[:2]
     scale = min(1.0, DETECT_SIDE / max(height, width))
@@ -61,10 +61,14 @@ def detect_face(image: np.ndarray) -> Box | None:
     gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
     side = min(gray.shape[:2])
     faces = _cascade().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(max(24, side // 10),) * 2)
-    if not len(faces):
-        return None
-    x, y, w, h = max(faces, key=lambda face: int(face[2]) * int(face[3]))
-    return round(x / scale), round(y / scale), round(w / scale), round(h / scale)
+    ordered = sorted(faces, key=lambda face: int(face[2]) * int(face[3]), reverse=True)
+    return [(round(x / scale), round(y / scale), round(w / scale), round(h / scale)) for x, y, w, h in ordered]
+
+
+def detect_face(image: np.ndarray) -> Box | None:
+    """The largest frontal face in an RGB image, or None."""
+    faces = face_candidates(image)
+    return faces[0] if faces else None
 
 
 CHIN_PAD = 0.12  # of the face box height, added below it

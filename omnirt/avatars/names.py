@@ -22,7 +22,7 @@ from omnirt.contracts.errors import ModelNotRegisteredError, OmniRTError, Weight
 from omnirt.registry.registry import get_model
 from omnirt.registry.spec import ModelSpec
 
-REFERENCE = "reference-avatar"
+REFERENCE = "photoreal-avatar"  # the default avatar: weightless, real time on a CPU
 OPENTALKING_NAMES = ("flashtalk", "wav2lip", "quicktalk", "musetalk", "fasterliveportrait")
 REGISTERED_AS = {"flashtalk": "soulx-flashtalk-14b", "musetalk": "musetalk-1.5"}
 FLASHTALK_PROMPT = "A person is talking. Only the foreground characters are moving, the background remains static."

@@ -1,6 +1,6 @@
 """``omnirt bench avatar``: realtime avatar figures for one avatar model on an embedded server in this process.
 
-``--model`` picks the model (default the reference avatar), ``--device`` the backend, ``--weights`` a weights folder
+``--model`` picks the model (default the photoreal avatar), ``--device`` the backend, ``--weights`` a weights folder
 (default: ``omnirt make-tiny`` output in a temporary folder, which for Wav2Lip is the real-size network with random
 weights), ``--sessions`` the most concurrent sessions tried. Sessions use the bundled portrait as their avatar.
 
@@ -69,7 +69,7 @@ def run(
     max_sessions: int = 8,
     pace_chunks: int = 5,
     *,
-    model: str = "reference-avatar",
+    model: str = "photoreal-avatar",
     device: str = "auto",
     weights: str | None = None,
 ) -> dict[str, Any]:

@@ -2,10 +2,10 @@
 
 It starts a private ``redis-server``, the API in this process and ONE Celery worker (prefork, ``--concurrency 1``) on
 the core and experimental CPU queues, with ``OMNIRT_SESSION_CAPACITY`` = the sessions tried. After one warm-up
-session (the reference avatar loaded), for each path:
+session (the photoreal avatar loaded), for each path:
 
 1. ``jobs`` diffusion jobs (tiny random-weight sd15, ``steps`` steps at 64x64) are queued; the first is running;
-2. ``sessions`` FlashTalk-protocol clients (``/v1/audio2video/reference-avatar``) send ``init`` at once, then their
+2. ``sessions`` FlashTalk-protocol clients (``/v1/audio2video/photoreal-avatar``) send ``init`` at once, then their
    first ``AUDI`` chunk as soon as ``init_ok`` comes; a session is admitted when ``init_ok`` comes (else the API's
    ``no_capacity`` after ``OMNIRT_SESSION_ADMIT_S``); TTFF is ``init`` sent until the first ``VIDX`` arrives;
 3. the jobs are cancelled and the worker drains before the next path.
@@ -49,7 +49,7 @@ def _open_sessions(base: str, count: int, frame: dict[str, int], chunk: bytes) -
     go = threading.Barrier(count)
 
     def client(index: int) -> None:
-        ws = Client.connect(f"{base}/v1/audio2video/reference-avatar", max_message_size=2**26)
+        ws = Client.connect(f"{base}/v1/audio2video/photoreal-avatar", max_message_size=2**26)
         try:
             go.wait(timeout=30)
             started = time.perf_counter()
@@ -121,7 +121,7 @@ def run(
         frame = {"width": width, "height": height, "slice_len": slice_len}
         t = np.arange(slice_len * 16000 // 25) / 16000
         chunk = (np.sin(2 * np.pi * 180 * t) * 12000).astype("<i2").tobytes()
-        _open_sessions(base, 1, frame, chunk)  # warm-up: the reference avatar loads
+        _open_sessions(base, 1, frame, chunk)  # warm-up: the photoreal avatar loads
         body = {
             "task": "text2image",
             "model": "sd15",

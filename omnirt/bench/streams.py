@@ -10,7 +10,7 @@ Celery worker on ``omnirt.core.cpu`` for the avatar sessions. Then:
 2. meanwhile, from this process, probes ``GET /healthz`` and async ``POST /v1/generate`` every ``probe_interval_s``,
    each on a fresh connection (as a load balancer's health check does), from the first stream opened to the last
    terminal event received;
-3. runs ``sessions`` avatar sessions (``reference-avatar``, FlashTalk protocol, one ``AUDI`` chunk of 1.12 s sent
+3. runs ``sessions`` avatar sessions (``photoreal-avatar``, FlashTalk protocol, one ``AUDI`` chunk of 1.12 s sent
    every 1.12 s) for ``seconds``; every chunk's ``VIDX`` must come back within the chunk's duration;
 4. cancels every stream's job (``DELETE /v1/jobs/<id>``) and waits for each stream's terminal event.
 
@@ -337,11 +337,11 @@ class StreamClients:
 
 @dataclass
 class AvatarSessions:
-    """``count`` FlashTalk clients of ``reference-avatar``, each sending one chunk per chunk duration till ``until``."""
+    """``count`` FlashTalk clients of ``photoreal-avatar``, each sending one chunk per chunk duration till ``until``."""
 
     base: str
     count: int
-    model: str = "reference-avatar"
+    model: str = "photoreal-avatar"
     chunk_ms: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
