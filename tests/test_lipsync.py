@@ -376,3 +376,40 @@ def test_preparation_refuses_what_it_cannot_do(lipsync: ApiServer) -> None:
     assert (unloadable.status_code, unloadable.json()["error"]["code"]) == (503, "model_unavailable")
     odd = requests.post(prepare, json={"model": "wav2lip", "width": 7}, timeout=10)
     assert (odd.status_code, odd.json()["error"]["code"]) == (400, "bad_config")
+
+
+def test_photoreal_preparation_is_kept_with_the_avatar(lipsync: ApiServer, tmp_path: Path) -> None:
+    """The default avatar renders stored avatars too: its mesh is prepared once (a job), kept with the avatar, and a
+    session naming the avatar opens prepared and shows that avatar's face."""
+    import cv2
+
+    from omnirt.avatars.session import fit_frame
+    from omnirt.avatars.store import default_portrait
+
+    mark = 17 if lipsync.backplane.settings.embedded else 34  # new content per server: the store is shared
+    portrait = np.ascontiguousarray(default_portrait()[:, ::-1])  # mirrored: not the bundled portrait
+    portrait[-8:] = mark
+    png = cv2.imencode(".png", cv2.cvtColor(portrait, cv2.COLOR_RGB2BGR))[1].tobytes()
+    created = upload(lipsync, png, model="photoreal-avatar")
+    assert created.status_code in (200, 201), created.text
+    avatar = created.json()
+    job = finished_job(lipsync, avatar["prepare_job"]["job_id"])
+    assert job["state"] == "succeeded", job.get("error")
+    assert job["task"] == "avatar_prepare" and job["model"] == "photoreal-avatar"
+    prepared = requests.get(job["result"]["outputs"][0]["url"], timeout=10).json()
+    assert prepared["cache_hit"] is False and prepared["avatar_id"] == avatar["id"]
+
+    client = FlashTalkClient(ws_url(lipsync.url, "/v1/audio2video/photoreal-avatar"), avatar_id=avatar["id"], **SMALL)
+    assert client.init_ok["preprocessed"] is True
+    frames = client.chunk(speech(CHUNK))
+    assert len(frames) == 8
+    client.close()
+    shown = cv2.cvtColor(frames[0], cv2.COLOR_BGR2RGB).astype(float)
+    stored = fit_frame(portrait, SMALL["width"], SMALL["height"])[0].astype(float)
+    bundled = fit_frame(default_portrait(), SMALL["width"], SMALL["height"])[0].astype(float)
+    assert np.abs(shown - stored).mean() < 0.3 * np.abs(shown - bundled).mean()  # the stored avatar's face
+    prepare = f"{lipsync.url}/v1/avatars/{avatar['id']}/prepare"
+    again = requests.post(prepare, json={"model": "photoreal-avatar"}, timeout=10)
+    assert again.status_code == 202, again.text
+    repeat = finished_job(lipsync, again.json()["job_id"])
+    assert requests.get(repeat["result"]["outputs"][0]["url"], timeout=10).json()["cache_hit"] is True

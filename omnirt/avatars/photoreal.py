@@ -207,7 +207,12 @@ class FaceRig:
             dy += self.blink * blink
         out = cv2.remap(patch, self.grid_x - dx, self.grid_y - dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if inside is not None:
-            out[top:bottom] = self._shade(out[top:bottom], inside, depth, gap)
+            rows, cols = np.nonzero(inside.any(axis=1))[0], np.nonzero(inside.any(axis=0))[0]
+            if len(rows):  # shade only the gap's bounding box
+                r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+                out[top + r0 : top + r1, c0:c1] = self._shade(
+                    out[top + r0 : top + r1, c0:c1], inside[r0:r1, c0:c1], depth[r0:r1, c0:c1], gap[:, c0:c1]
+                )
         return out
 
     def _shade(self, rows: np.ndarray, inside: np.ndarray, depth: np.ndarray, gap: np.ndarray) -> np.ndarray:
