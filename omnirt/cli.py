@@ -264,7 +264,7 @@ def generate(
             result = validate_request(request)
             click.echo(json.dumps(result.to_dict(), indent=2)) if as_json else _print_validation(result)
             sys.exit(0 if result.ok else EXIT_BAD_REQUEST)
-        from omnirt.runtime.engine import Engine
+        from omnirt.workers.engine import Engine
 
         engine = Engine(
             models_dir=Path(models_dir) if models_dir else None, output_dir=Path(out_dir) if out_dir else None
@@ -333,10 +333,21 @@ def make_tiny(model_id: str, directory: str, debug: bool) -> None:
 
 @main.command("settings")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per option.")
-def settings_command(as_json: bool) -> None:
+@click.option("--markdown", is_flag=True, help="The README's table of every option (type, default, doc).")
+@click.option("--readme", type=click.Path(dir_okay=False, exists=True), help="Rewrite that file's table in place.")
+def settings_command(as_json: bool, markdown: bool, readme: str | None) -> None:
     """The effective configuration: every OMNIRT_* option, its value, and whether it came from the environment."""
-    from omnirt.settings import Settings, unknown_variables
+    from omnirt.settings import Settings, environment_table, unknown_variables
 
+    if readme:  # the table runs from its header line to the first blank line
+        text = Path(readme).read_text()
+        start = text.index("| variable | type |")
+        end = text.index("\n\n", start) + 1
+        Path(readme).write_text(text[:start] + environment_table() + text[end:])
+        return
+    if markdown:
+        click.echo(environment_table(), nl=False)
+        return
     rows = Settings.sources()
     if as_json:
         click.echo(json.dumps(rows, default=str, indent=2))
@@ -370,6 +381,11 @@ def _export(name: str, value: Any) -> None:
 @click.option("--model-aliases", type=click.Path(dir_okay=False, exists=True), help="JSON/YAML alias map.")
 @click.option("--max-request-mb", type=float, help="Largest request body accepted.")
 @click.option("--default-device", type=click.Choice(["cuda", "ascend", "cpu"]), help="Device for backend=auto.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="Log lines: text, or JSON objects with job/trace/session ids.",
+)
 def serve(
     host: str,
     port: int,
@@ -385,6 +401,7 @@ def serve(
     model_aliases: str | None,
     max_request_mb: float | None,
     default_device: str | None,
+    log_format: str | None,
 ) -> None:
     """Run the HTTP/WebSocket API: embedded without --redis-url, a fleet front end with it."""
     from omnirt.serve import serve_embedded, serve_fleet
@@ -399,9 +416,13 @@ def serve(
     _export("OMNIRT_MODELS", models_)
     _export("OMNIRT_MODEL_ALIASES", model_aliases)
     _export("OMNIRT_DEFAULT_DEVICE", default_device)
+    _export("OMNIRT_LOG_FORMAT", log_format)
     if max_request_mb is not None:
         _export("OMNIRT_MAX_REQUEST_BYTES", int(max_request_mb * 2**20))
     settings = Settings.from_env()
+    from omnirt.tracing import configure_logging
+
+    configure_logging(settings.log_format)
     if settings.embedded:
         serve_embedded(host, port, settings)
     else:
@@ -412,7 +433,8 @@ def serve(
 @click.option("--device", type=click.Choice(["auto", "cuda", "ascend", "cpu"]), default="auto", show_default=True)
 @click.option("--tier", "tiers", multiple=True, type=click.Choice(["core", "adjacent", "experimental"]))
 @click.option("--models", "models_", help="Comma-separated model ids: serve their queues.")
-@click.option("--profile", type=click.Path(dir_okay=False, exists=True), help="YAML/JSON profile with models: [{id}].")
+@click.option("--profile", type=click.Path(dir_okay=False, exists=True), help="Runtime profile: serve a pool's models.")
+@click.option("--profile-pool", help="The profile's pool to serve (default: its only pool).")
 @click.option("--preload", help="Comma-separated model ids to load at start.")
 @click.option("--queues", help="Explicit comma-separated queues (overrides device/tier/models).")
 @click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default="prefork", show_default=True)
@@ -424,12 +446,18 @@ def serve(
 @click.option("--artifact-dir", type=click.Path(file_okay=False))
 @click.option("--models-dir", type=click.Path(file_okay=False))
 @click.option("--dry-run", is_flag=True, help="Print the celery command instead of running it.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="Log lines: text, or JSON objects with job/trace/session ids.",
+)
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def worker(
     device: str,
     tiers: tuple[str, ...],
     models_: str | None,
     profile: str | None,
+    profile_pool: str | None,
     preload: str | None,
     queues: str | None,
     pool: str,
@@ -441,6 +469,7 @@ def worker(
     artifact_dir: str | None,
     models_dir: str | None,
     dry_run: bool,
+    log_format: str | None,
     celery_args: tuple[str, ...],
 ) -> None:
     """Start a Celery worker on the queues a device, tiers, models or a profile need (a thin `celery worker`)."""
@@ -453,7 +482,7 @@ def worker(
         device = _detect_device()
     model_ids = [item for item in (models_ or "").split(",") if item]
     if profile:
-        model_ids += _profile_models(profile)
+        model_ids += _profile_models(profile, profile_pool)
     selected = [item for item in (queues or "").split(",") if item] or worker_queues(
         device, tiers=tiers, models=model_ids
     )
@@ -464,6 +493,7 @@ def worker(
     _export("OMNIRT_MEMORY_BUDGET_GB", memory_budget_gb)
     _export("OMNIRT_ARTIFACT_DIR", artifact_dir)
     _export("OMNIRT_MODELS_DIR", models_dir)
+    _export("OMNIRT_LOG_FORMAT", log_format)  # the worker's setup_logging signal reads it (omnirt.tracing)
     node = name or f"omnirt-{device}-{os.getpid()}@{socket.gethostname()}"
     argv = [
         sys.executable,
@@ -500,11 +530,19 @@ def _detect_device() -> str:
     return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
 
 
-def _profile_models(path: str) -> list[str]:
-    import yaml
+def _profile_models(path: str, pool_name: str | None) -> list[str]:
+    """The models of one pool of a runtime profile (``omnirt profile up`` starts every pool; this starts one)."""
+    from omnirt.profiles.schema import ProfileError, load_profile
 
-    data = yaml.safe_load(Path(path).read_text()) or {}
-    return [str(entry["id"]) for entry in data.get("models", []) if isinstance(entry, dict) and entry.get("id")]
+    try:
+        pools = {pool.name: pool for pool in load_profile(path).pools}
+    except ProfileError as exc:
+        raise click.UsageError(str(exc)) from None
+    if pool_name is None and len(pools) == 1:
+        pool_name = next(iter(pools))
+    if pool_name not in pools:
+        raise click.UsageError(f"Name the pool to serve with --profile-pool: one of {', '.join(sorted(pools))}.")
+    return list(pools[pool_name].model_ids)
 
 
 @main.group()
@@ -548,6 +586,34 @@ def bench_dispatch(redis_url: str, rounds: int, submits: int, clients: int, even
     )
 
 
+@bench.command("matrix")
+@click.option("--profile", "profile_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", default="matrix.json", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--quick", is_flag=True, help="A few rounds and at most 2 sessions per scenario (smoke figures).")
+@click.option("--models-dir", type=click.Path(file_okay=False), help="Weights folder (default: the profile's).")
+def bench_matrix(profile_path: str, out: str, quick: bool, models_dir: str | None) -> None:
+    """Every scenario the profile's models allow, here, as one JSON file (schema: omnirt/bench/matrix.schema.json)."""
+    from omnirt.bench.matrix import run, write
+
+    artifact = run(profile_path, quick=quick, models_dir=models_dir)
+    path = write(artifact, out)
+    counts = {
+        status: sum(row["status"] == status for row in artifact["rows"]) for status in ("ok", "failed", "skipped")
+    }
+    click.echo(f"{path}: {len(artifact['rows'])} rows ({', '.join(f'{n} {s}' for s, n in counts.items())})")
+
+
+@bench.command("report")
+@click.argument("matrix_file", type=click.Path(exists=True, dir_okay=False))
+def bench_report(matrix_file: str) -> None:
+    """A benchmark matrix file as a markdown table (validated against its schema first)."""
+    from omnirt.bench.matrix import report, validate
+
+    artifact = json.loads(Path(matrix_file).read_text())
+    validate(artifact)
+    click.echo(report(artifact), nl=False)
+
+
 @bench.command("tts")
 @click.option("--model", default="hibari-tts", show_default=True)
 @click.option("--rounds", type=click.IntRange(4, 1000), default=20, show_default=True)
@@ -563,7 +629,7 @@ def bench_tts(model: str, rounds: int, redis_url: str | None) -> None:
 @click.option("--rounds", type=click.IntRange(2, 1000), default=10, show_default=True)
 @click.option("--chunks", type=click.IntRange(2, 1000), default=10, show_default=True)
 @click.option("--sessions", "--max-sessions", "max_sessions", type=click.IntRange(1, 64), default=8, show_default=True)
-@click.option("--model", default="reference-avatar", show_default=True, help="Avatar model id.")
+@click.option("--model", default="photoreal-avatar", show_default=True, help="Avatar model id.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "ascend"]), default="auto", show_default=True)
 @click.option("--weights", type=click.Path(exists=True), default=None, help="Weights folder (default: make-tiny).")
 def bench_avatar(rounds: int, chunks: int, max_sessions: int, model: str, device: str, weights: str | None) -> None:
@@ -571,6 +637,33 @@ def bench_avatar(rounds: int, chunks: int, max_sessions: int, model: str, device
     from omnirt.bench.avatar import run
 
     result = run(rounds=rounds, chunks=chunks, max_sessions=max_sessions, model=model, device=device, weights=weights)
+    click.echo(json.dumps(result, indent=2))
+
+
+@bench.command("photoreal")
+@click.option("--rounds", type=click.IntRange(1, 100), default=5, show_default=True)
+@click.option("--width", type=int, default=416, show_default=True)
+@click.option("--height", type=int, default=704, show_default=True)
+def bench_photoreal(rounds: int, width: int, height: int) -> None:
+    """Photoreal avatar ms per frame on one core (JPEG included) beside the removed ellipse renderer."""
+    from omnirt.bench.photoreal import run
+
+    click.echo(json.dumps(run(width=width, height=height, rounds=rounds), indent=2))
+
+
+@bench.command("webrtc")
+@click.option("--sentences", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option("--model", default=None, help="Avatar model (default: the server's default avatar).")
+@click.option("--tts-model", default=None, help="text2audio model (default: the server's).")
+@click.option("--chromium", type=click.Path(), default=None, help="Chromium binary (default: chromium on PATH).")
+def bench_webrtc(sentences: int, model: str | None, tts_model: str | None, chromium: str | None) -> None:
+    """Text -> first audible audio and first mouth movement in headless Chromium over WebRTC (the playground)."""
+    from omnirt.bench.webrtc import BenchUnavailable, run
+
+    try:
+        result = run(sentences, model=model, tts_model=tts_model, chromium=chromium)
+    except BenchUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(result, indent=2))
 
 
@@ -640,6 +733,85 @@ def bench_streams(
     click.echo(json.dumps(result, indent=2))
     if not result["ok"]:
         sys.exit(EXIT_RUNTIME_ERROR)
+
+
+# -- runtime profiles (omnirt/profiles) -------------------------------------------------------------------------------
+
+
+@main.group()
+def profile() -> None:
+    """Runtime profiles: a deployment in YAML, validated, started on this host (up) or rendered to deploy files."""
+
+
+def _load_checked(file: str, *, quiet: bool = False) -> Any:
+    """The profile in ``file`` with every problem printed; exits 2 when it has errors."""
+    from omnirt.profiles.schema import ProfileError, load_profile
+    from omnirt.profiles.validation import validate_profile
+
+    try:
+        loaded = load_profile(file)
+    except ProfileError as exc:
+        for problem in exc.problems:
+            click.echo(f"error: {problem}", err=True)
+        click.echo(f"{file}: {len(exc.problems)} error(s)", err=True)
+        sys.exit(EXIT_BAD_REQUEST)
+    report = validate_profile(loaded)
+    for problem in report.problems:
+        if problem.level == "error" or not quiet:
+            click.echo(str(problem), err=True)
+    if not report.ok:
+        click.echo(f"{file}: {len(report.errors)} error(s), {len(report.warnings)} warning(s)", err=True)
+        sys.exit(EXIT_BAD_REQUEST)
+    return loaded
+
+
+@profile.command("schema")
+def profile_schema() -> None:
+    """Print the profile format as a JSON Schema."""
+    from omnirt.profiles.schema import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2))
+
+
+@profile.command("validate")
+@click.argument("file", type=click.Path(dir_okay=False))
+def profile_validate(file: str) -> None:
+    """Check a profile against the registry: every problem at once (exit 2 when there are errors)."""
+    from omnirt.profiles.validation import summary
+
+    loaded = _load_checked(file)
+    for line in summary(loaded):
+        click.echo(line)
+    click.echo(f"{file}: valid")
+
+
+@profile.command("up")
+@click.argument("file", type=click.Path(dir_okay=False))
+def profile_up(file: str) -> None:
+    """Start and supervise the whole profile on this host (Redis if owned, front ends, worker pools, Flower), with
+    prefixed logs and restarts; Ctrl-C or SIGTERM stops everything."""
+    from omnirt.profiles.launch import LaunchError, up
+
+    loaded = _load_checked(file, quiet=True)
+    try:
+        code = up(loaded)
+    except LaunchError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_RUNTIME_ERROR)
+    sys.exit(code)
+
+
+@profile.command("render")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--to", "target", type=click.Choice(["compose", "kubernetes", "systemd"]), required=True)
+@click.argument("directory", type=click.Path(file_okay=False))
+def profile_render(file: str, target: str, directory: str) -> None:
+    """Write the deploy files of TARGET for the profile into DIRECTORY."""
+    from omnirt.profiles.render import render, write
+
+    loaded = _load_checked(file, quiet=True)
+    for path in write(render(loaded, target), Path(directory)):
+        click.echo(str(path))
 
 
 if __name__ == "__main__":

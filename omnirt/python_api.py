@@ -40,7 +40,7 @@ def generate(
     should_cancel: CancelCheck | None = None,
 ) -> GenerateResult:
     """Validate and run ``request`` in this process. Raises :class:`RequestValidationError` on a bad request."""
-    from omnirt.runtime.engine import get_default_engine
+    from omnirt.workers.engine import get_default_engine
 
     return get_default_engine().run(
         as_request(request), backend=backend, on_event=on_event, should_cancel=should_cancel

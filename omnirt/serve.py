@@ -38,10 +38,13 @@ def redact_keys(text: str) -> str:
 
 
 def banner(host: str, port: int, settings: Settings) -> str:
+    """What ``omnirt serve`` prints: the playground's URL first (the page ``make run`` opens), then curl lines."""
     base = f"http://{host}:{port}"
     auth = ' -H "Authorization: Bearer $OMNIRT_API_KEY"' if settings.api_keys else ""
     mode = "embedded (in-process workers, no Redis)" if settings.embedded else f"fleet (Redis {settings.redis_url})"
+    key_hint = " (it asks for an API key)" if settings.api_keys else ""
     return (
+        f"Playground: {base}/playground{key_hint}\n"
         f"OmniRT API on {base} - {mode}\n"
         f"  curl -s{auth} {base}/readyz\n"
         f"  curl -s{auth} {base}/v1/generate -H 'Content-Type: application/json' \\\n"

@@ -1,9 +1,11 @@
-"""Runtime settings shared by the API, the workers and the CLI, read from ``OMNIRT_*`` environment variables.
+"""Runtime settings shared by the API, the workers, the model families and the CLI, read from ``OMNIRT_*``
+environment variables.
 
 Each option is declared once on :class:`Settings` with :func:`option`: its type (the annotation), default,
-environment variable and doc; :meth:`Settings.from_env` reads them all the same way. The CLI turns its flags into
-environment variables before anything reads them, so a gunicorn worker or a Celery child process sees the same
-settings as the command that started it.
+environment variable and doc; :meth:`Settings.from_env` reads them all the same way, and :meth:`Settings.value` reads
+one where code runs without a settings object at hand. This module is the only reader of ``OMNIRT_*`` variables
+(``tests/test_architecture.py`` checks). The CLI turns its flags into environment variables before anything reads
+them, so a gunicorn worker or a Celery child process sees the same settings as the command that started it.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 
-def option(env: str, doc: str, *, parse: Callable[[str], Any] | None = None, **kwargs: Any) -> Any:
+def option(
+    env: str, doc: str, *, parse: Callable[[str], Any] | None = None, secret: bool = False, **kwargs: Any
+) -> Any:
     """Declare one setting: its environment variable, a one-line doc, and how to read it (by default, from the
-    field's type). Used as a dataclass ``field`` with its ``default`` or ``default_factory``."""
-    return field(metadata={"env": env, "doc": doc, "parse": parse}, **kwargs)
+    field's type); ``secret`` options are never printed. Used as a dataclass ``field`` with its ``default`` or
+    ``default_factory``."""
+    return field(metadata={"env": env, "doc": doc, "parse": parse, "secret": secret}, **kwargs)
 
 
 def _flag(raw: str) -> bool | None:
@@ -81,8 +86,9 @@ class Settings:
     max_request_bytes: int = option("OMNIRT_MAX_REQUEST_BYTES", "request body cap", default=64 * 1024 * 1024)
     max_queued_jobs: int = option("OMNIRT_MAX_QUEUED_JOBS", "queued jobs before 429 too_many_queued", default=10_000)
     api_keys: tuple[str, ...] = option(
-        "OMNIRT_API_KEYS", "API keys, comma-separated (and OMNIRT_API_KEY_FILE, one per line)", default=()
+        "OMNIRT_API_KEYS", "API keys, comma-separated (and OMNIRT_API_KEY_FILE, one per line)", default=(), secret=True
     )
+    api_key_file: Path | None = option("OMNIRT_API_KEY_FILE", "a file of API keys, one per line", default=None)
     model_tiers: tuple[str, ...] = option("OMNIRT_MODEL_TIERS", "tiers this server enables (all if empty)", default=())
     models: tuple[str, ...] = option("OMNIRT_MODELS", "models this server enables (all if empty)", default=())
     model_aliases: dict[str, str] = option(
@@ -106,6 +112,9 @@ class Settings:
         "OMNIRT_SESSION_CAPACITY", "realtime sessions per worker process, beside its job slot", default=4
     )
     session_idle_s: float = option("OMNIRT_SESSION_IDLE_S", "a session without input this long ends", default=60.0)
+    webrtc_max_peers: int = option(
+        "OMNIRT_WEBRTC_MAX_PEERS", "WebRTC avatar peers per front-end process (beyond: 503 no_capacity)", default=8
+    )
     session_admit_s: float = option(
         "OMNIRT_SESSION_ADMIT_S", "how long a session waits for a worker before no_capacity", default=10.0
     )
@@ -138,6 +147,45 @@ class Settings:
     frontend_connections: int = option(
         "OMNIRT_FRONTEND_CONNECTIONS", "open connections per gevent front-end process", default=10_000
     )
+    worker_device: str | None = option(
+        "OMNIRT_WORKER_DEVICE", "a worker's device (omnirt worker --device; unset: from its queues)", default=None
+    )
+    worker_node: str | None = option(
+        "OMNIRT_WORKER_NODE", "a worker's Celery node name (set by the worker for its pool processes)", default=None
+    )
+    worker_queues: tuple[str, ...] = option(
+        "OMNIRT_WORKER_QUEUES", "the queues a worker consumes (set by the worker for its pool processes)", default=()
+    )
+    flashtalk_upstream: str | None = option(
+        "OMNIRT_FLASHTALK_UPSTREAM", "a running FlashTalk server, ws://host:port (proxy mode)", default=None
+    )
+    flashtalk_command: str | None = option(
+        "OMNIRT_FLASHTALK_COMMAND",
+        "a FlashTalk server command the worker launches and supervises, with {port}",
+        default=None,
+    )
+    flashtalk_port: int = option(
+        "OMNIRT_FLASHTALK_PORT", "the port a launched FlashTalk server listens on", default=8765
+    )
+    resident_backoff_s: float = option(
+        "OMNIRT_RESIDENT_BACKOFF_S", "first restart delay of a crashed resident model server (doubles)", default=1.0
+    )
+    cosyvoice_triton: str = option(
+        "OMNIRT_COSYVOICE_TRITON", "CosyVoice's Triton gRPC server, host:port", default="127.0.0.1:8001"
+    )
+    cosyvoice_model: str = option("OMNIRT_COSYVOICE_MODEL", "CosyVoice's model name on Triton", default="cosyvoice3")
+    vllm_omni_url: str = option("OMNIRT_VLLM_OMNI_URL", "a vLLM-Omni speech server", default="http://127.0.0.1:8091")
+    vllm_omni_model: str = option("OMNIRT_VLLM_OMNI_MODEL", "the model vLLM-Omni serves", default="default")
+    vllm_omni_api_key: str | None = option(
+        "OMNIRT_VLLM_OMNI_API_KEY", "vLLM-Omni's API key (sent as a bearer token)", default=None, secret=True
+    )
+    soulx_podcast_url: str = option(
+        "OMNIRT_SOULX_PODCAST_URL", "a SoulX-Podcast server", default="http://127.0.0.1:18080"
+    )
+    indextts_url: str = option("OMNIRT_INDEXTTS_URL", "an IndexTTS-2 streaming server", default="http://127.0.0.1:9012")
+    log_format: str = option(
+        "OMNIRT_LOG_FORMAT", "log lines: text, or json (one object per line with job/trace/session ids)", default="text"
+    )
 
     @property
     def avatar_root(self) -> Path:
@@ -163,6 +211,13 @@ class Settings:
             for item in fields(cls)
             if "env" in item.metadata
         ]
+
+    @classmethod
+    def is_set(cls, name: str, environ: Mapping[str, str] | None = None) -> bool:
+        """Whether the environment gives option ``name`` (under its variable or an older name)."""
+        env = os.environ if environ is None else environ
+        variable = next(item for item in fields(cls) if item.name == name).metadata["env"]
+        return bool(env.get(variable) or env.get(ALTERNATE_NAMES.get(variable, "")))
 
     @classmethod
     def value(cls, name: str, environ: Mapping[str, str] | None = None) -> Any:
@@ -193,7 +248,7 @@ class Settings:
                 values[item.name] = parse(raw)
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"{name}={raw!r}: {exc}") from None
-        key_file = env.get("OMNIRT_API_KEY_FILE")
+        key_file = values.get("api_key_file")
         if key_file:
             keys = [line.strip() for line in Path(key_file).read_text().splitlines() if line.strip()]
             values["api_keys"] = tuple(dict.fromkeys([*values.get("api_keys", ()), *keys]))
@@ -204,38 +259,36 @@ class Settings:
         """Each option's effective value and where it came from (``env`` or ``default``), for ``omnirt settings``."""
         env = os.environ if environ is None else environ
         current = cls.from_env(env)
+        secret = {item.name for item in fields(cls) if item.metadata.get("secret")}
         rows = []
         for name, variable, doc, _ in cls.options():
             value = getattr(current, name)
-            if name == "api_keys" and value:
-                value = f"{len(value)} key(s)"
-            given = bool(env.get(variable) or env.get(ALTERNATE_NAMES.get(variable, "")))
+            if name in secret and value:
+                value = f"{len(value)} key(s)" if isinstance(value, tuple) else "(set)"
+            given = cls.is_set(name, env)
             rows.append({"variable": variable, "value": value, "source": "env" if given else "default", "doc": doc})
         return rows
 
 
+def environment_table() -> str:
+    """The README's Environment table, generated from the declarations: variable, type, default, doc."""
+    types = {item.name: str(item.type) for item in fields(Settings)}
+
+    def shown(value: Any) -> str:
+        if value is None or value == () or value == {}:
+            return "unset"
+        if isinstance(value, tuple):
+            return ",".join(str(part) for part in value)
+        return str(value)
+
+    rows = ["| variable | type | default | what it sets |", "|---|---|---|---|"]
+    for name, variable, doc, default in Settings.options():
+        rows.append(f"| `{variable}` | {types[name].replace('|', 'or')} | `{shown(default)}` | {doc} |")
+    return "\n".join(rows) + "\n"
+
+
 #: Older names still read when the current one is unset.
 ALTERNATE_NAMES = {"OMNIRT_ARTIFACT_DIR": "OMNIRT_OUTPUT_DIR"}
-
-#: ``OMNIRT_*`` variables other modules read (the CLI's plumbing to worker processes, model families' service
-#: addresses), so that :func:`unknown_variables` does not warn about them. Moving them here is the next step.
-OTHER_VARIABLES = (
-    "OMNIRT_API_KEY_FILE",
-    "OMNIRT_OUTPUT_DIR",
-    "OMNIRT_WORKER_NODE",
-    "OMNIRT_WORKER_QUEUES",
-    "OMNIRT_WORKER_DEVICE",
-    "OMNIRT_FLASHTALK_UPSTREAM",
-    "OMNIRT_FLASHTALK_COMMAND",
-    "OMNIRT_FLASHTALK_PORT",
-    "OMNIRT_RESIDENT_BACKOFF_S",
-    "OMNIRT_COSYVOICE_TRITON",
-    "OMNIRT_COSYVOICE_MODEL",
-    "OMNIRT_VLLM_OMNI_URL",
-    "OMNIRT_VLLM_OMNI_MODEL",
-    "OMNIRT_VLLM_OMNI_API_KEY",
-    "OMNIRT_INDEXTTS_URL",
-)
 
 
 def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
@@ -243,7 +296,7 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
     import difflib
 
     env = os.environ if environ is None else environ
-    known = {variable for _, variable, _, _ in Settings.options()} | set(OTHER_VARIABLES)
+    known = {variable for _, variable, _, _ in Settings.options()} | set(ALTERNATE_NAMES.values())
     warnings = []
     for name in sorted(key for key in env if key.startswith("OMNIRT_") and key not in known):
         close = difflib.get_close_matches(name, sorted(known), n=1)

@@ -65,7 +65,7 @@ def sample_mask(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture()
 def engine(tmp_path: Path):
-    from omnirt.runtime.engine import Engine
+    from omnirt.workers.engine import Engine
 
     return Engine(output_dir=tmp_path / "outputs", models_dir=tmp_path / "models")
 
@@ -134,7 +134,7 @@ def service_settings(redis_url: str | None, dirs: dict[str, Path], **overrides: 
         "redis_url": redis_url,
         "artifact_dir": dirs["artifacts"],
         "heartbeat_interval_s": 0.3,
-        "heartbeat_ttl_s": 1.2,
+        "heartbeat_ttl_s": 2.5,  # above the longest call that holds the GIL (pocketsphinx decodes a sentence at once)
         "sse_keepalive_s": 1.0,
         "sync_timeout_s": 60.0,
         **overrides,

@@ -26,7 +26,7 @@ def fake_command(crash: bool = False) -> str:
 @pytest.fixture()
 def fresh_flashtalk() -> Any:
     """FlashTalk pipelines read their environment when loaded: start and end each test with none loaded."""
-    from omnirt.runtime.engine import get_default_engine
+    from omnirt.workers.engine import get_default_engine
 
     get_default_engine().cache.evict("soulx-flashtalk-14b")
     yield
@@ -85,7 +85,7 @@ def test_proxy_mode_embedded(
 def test_resident_mode_restarts_the_server_and_breaks_the_circuit(
     fresh_flashtalk: Any, service_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from omnirt.runtime.engine import get_default_engine
+    from omnirt.workers.engine import get_default_engine
 
     port = free_port()
     monkeypatch.setenv("OMNIRT_FLASHTALK_COMMAND", fake_command())

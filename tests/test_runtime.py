@@ -15,7 +15,7 @@ from omnirt.contracts.errors import (
     WeightsNotFoundError,
 )
 from omnirt.contracts.types import AdapterRef, GenerateRequest
-from omnirt.runtime.engine import Engine
+from omnirt.workers.engine import Engine
 
 
 def sd15_request(folder: Path | None, adapters: list[AdapterRef] | None = None, **config) -> GenerateRequest:
@@ -267,3 +267,47 @@ def test_cache_evicts_least_recently_used_under_a_memory_budget() -> None:
     assert cache.keys() == [first]
     described = cache.describe()
     assert described[0]["model"] == "m1" and described[0]["estimated_gb"] == 2
+
+
+def test_embedded_mode_configures_the_engine_from_settings_as_a_worker_does(tmp_path: Path) -> None:
+    """The embedded server prepares its process like a Celery worker process: the warm cache's size, idle unload and
+    memory budget, torch threads, limits and session capacity come from its settings, OMNIRT_PRELOAD models are
+    loaded at start, and its heartbeat unloads idle models."""
+    import time
+
+    import omnirt.bench.noop  # noqa: F401 - registers bench-noop
+    from omnirt.api import create_app
+    from omnirt.settings import Settings
+    from omnirt.workers.engine import get_default_engine
+    from omnirt.workers.sessions import get_session_host
+
+    engine, host = get_default_engine(), get_session_host()
+    cache = engine.cache
+    saved = (cache.max_entries, cache.idle_unload_s, cache.memory_budget_gb, engine.torch_threads, engine.limits)
+    saved_capacity = host.capacity
+    settings = Settings(
+        artifact_dir=tmp_path / "outputs",
+        cache_size=3,
+        idle_unload_s=1.0,
+        memory_budget_gb=7.5,
+        torch_threads=1,
+        limits={"max_steps": 20.0},
+        session_capacity=2,
+        preload=("bench-noop",),
+        heartbeat_interval_s=0.1,
+    )
+    app = create_app(settings)
+    try:
+        assert get_default_engine() is engine  # reconfigured in place: what it holds stays warm
+        assert (cache.max_entries, cache.idle_unload_s, cache.memory_budget_gb) == (3, 1.0, 7.5)
+        assert engine.torch_threads == 1 and engine.limits == {"max_steps": 20.0} and host.capacity == 2
+        assert "bench-noop" in [entry["model"] for entry in engine.loaded_models()]
+        deadline = time.monotonic() + 15
+        while "bench-noop" in [entry["model"] for entry in engine.loaded_models()] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "bench-noop" not in [entry["model"] for entry in engine.loaded_models()], "idle unload never ran"
+    finally:
+        app.extensions["omnirt"].close()
+        cache.resize(saved[0], idle_unload_s=saved[1], memory_budget_gb=saved[2])
+        engine.torch_threads, engine.limits = saved[3], saved[4]
+        host.resize(saved_capacity)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from omnirt.contracts.types import GenerateRequest
-from omnirt.runtime.engine import Engine
+from omnirt.workers.engine import Engine
 
 
 def test_sensevoice_model_is_built_once_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

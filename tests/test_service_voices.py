@@ -19,7 +19,7 @@ VOICES = ("vllm-omni-speech", "soulx-podcast-1.7b", "indextts", "cosyvoice3-trit
 @pytest.fixture()
 def fresh_voices() -> Any:
     """Service voices read their server address when loaded: unload them around each test."""
-    from omnirt.runtime.engine import get_default_engine
+    from omnirt.workers.engine import get_default_engine
 
     for model in VOICES:
         get_default_engine().cache.evict(model)
@@ -72,7 +72,7 @@ def test_vllm_omni_client(
         assert result.outputs[0].duration_s == pytest.approx(0.04 * len("Hello from the service."), abs=0.01)
         assert sum(event.event == "audio_chunk" for event in events) >= 2  # streamed, not one blob
         monkeypatch.setenv("OMNIRT_VLLM_OMNI_API_KEY", "wrong")
-        from omnirt.runtime.engine import get_default_engine
+        from omnirt.workers.engine import get_default_engine
 
         get_default_engine().cache.evict("vllm-omni-speech")
         with pytest.raises(OmniRTError, match="answered 401"):

@@ -102,10 +102,10 @@ def test_sessions_are_admitted_and_stream_while_the_only_job_slot_is_busy(busy_f
 
 @pytest.fixture()
 def plane(service_env: dict[str, str], service_dirs: dict[str, Path]) -> Iterator[Any]:
-    from omnirt.backplane import Backplane
+    from omnirt.tasks.dispatch import connect
 
     server = RedisServer().start()
-    backplane = Backplane(service_settings(server.url, service_dirs))
+    backplane = connect(service_settings(server.url, service_dirs))
     try:
         yield backplane
     finally:
@@ -114,7 +114,7 @@ def plane(service_env: dict[str, str], service_dirs: dict[str, Path]) -> Iterato
 
 
 def consumer_for(plane: Any, service_dirs: dict[str, Path], capacity: int) -> Any:
-    from omnirt.runtime.engine import Engine
+    from omnirt.workers.engine import Engine
     from omnirt.workers.sessions import SessionConsumer, SessionHost
 
     engine = Engine(models_dir=service_dirs["models"], output_dir=service_dirs["artifacts"])
@@ -153,7 +153,7 @@ def test_a_session_this_worker_cannot_load_goes_back_without_a_hot_loop_and_is_d
         wait_until(lambda: channels.offered("omnirt.core.cpu") == [session_id], timeout=5, interval=0.01)
         assert channels.abandon(session_id)  # the front end's admission deadline passed
         wait_until(lambda: channels.offered("omnirt.core.cpu") == [], timeout=5)
-        assert consumer.host.active == set()
+        assert consumer.host.active == {}
     finally:
         started = time.monotonic()
         consumer.stop()
@@ -164,7 +164,7 @@ def test_a_full_host_leaves_offered_sessions_for_other_workers_and_takes_when_a_
     plane: Any, service_dirs: dict[str, Path]
 ) -> None:
     consumer = consumer_for(plane, service_dirs, capacity=1)
-    consumer.host.active.add("avt_running_elsewhere")  # the one slot is taken
+    consumer.host.active["avt_running_elsewhere"] = "photoreal-avatar"  # the one slot is taken
     consumer.start()
     try:
         session_id = offer(plane, "photoreal-avatar")

@@ -16,7 +16,7 @@ import omnirt.models.vits
 import omnirt.models.whisper  # noqa: F401 - registers the families until omnirt.models imports them
 from omnirt.contracts.types import GenerateRequest
 from omnirt.models.tiny_common import make_tiny
-from omnirt.runtime.engine import Engine
+from omnirt.workers.engine import Engine
 
 TTS_MODELS = ("mms-tts-eng", "vits-ljs")
 ASR_MODELS = ("whisper-small", "whisper-large-v3")

@@ -13,13 +13,28 @@ from omnirt.settings import Settings, unknown_variables
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    from omnirt.api import artifacts, auth, avatar, errors, generate, health, jobs, openai, openapi, speech
+    from omnirt.api import (
+        artifacts,
+        auth,
+        avatar,
+        errors,
+        generate,
+        health,
+        jobs,
+        openai,
+        openapi,
+        playground,
+        speech,
+        webrtc,
+    )
     from omnirt.api.sock import sock
-    from omnirt.backplane import Backplane
+    from omnirt.tasks.dispatch import connect
     from omnirt.telemetry import metrics
+    from omnirt.tracing import configure_tracing
     from omnirt.workers.reaper import Reaper
 
     settings = settings or Settings.from_env()
+    configure_tracing("omnirt-api")  # only when the OTEL_* variables ask for it (omnirt.tracing)
     for warning in unknown_variables():
         logging.getLogger("omnirt").warning(warning)
     app = Flask("omnirt")
@@ -28,14 +43,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": 25}
     app.json.sort_keys = False
 
-    backplane = Backplane(settings)
+    backplane = connect(settings)
     app.extensions["omnirt"] = backplane
     errors.init_app(app)
     auth.init_app(app)
     sock.init_app(app)
     metrics.init_app(app, backplane)
-    for blueprint in (health.bp, generate.bp, jobs.bp, artifacts.bp, openai.bp, speech.bp, avatar.bp, openapi.bp):
-        app.register_blueprint(blueprint)
+    blueprints = (health, generate, jobs, artifacts, openai, speech, avatar, webrtc, openapi, playground)
+    for blueprint in blueprints:
+        app.register_blueprint(blueprint.bp)
     if settings.embedded:
         backplane.dispatcher.start()
     else:

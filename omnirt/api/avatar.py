@@ -28,13 +28,14 @@ import uuid
 from collections.abc import Callable, Collection
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request, send_file
+from flask import Blueprint, jsonify, request, send_file
 from marshmallow import Schema, validate
 from marshmallow import fields as schema_fields  # `fields` names the client's session fields below
 from simple_websocket import ConnectionClosed
 
 from omnirt.api.errors import ApiError, json_object
 from omnirt.api.presenters import job_to_dict
+from omnirt.api.services import backplane
 from omnirt.api.sock import sock
 from omnirt.api.submission import submit
 from omnirt.avatars import names
@@ -45,6 +46,7 @@ from omnirt.contracts.types import GenerateRequest
 from omnirt.events.channels import Message
 from omnirt.registry.registry import get_model
 from omnirt.tasks.routing import candidate_queues, choose_queue
+from omnirt.telemetry import realtime as realtime_metrics
 
 bp = Blueprint("avatar", __name__)
 log = logging.getLogger(__name__)
@@ -84,9 +86,11 @@ def resolve_avatar(name: str) -> str:
     """The registered model that serves ``name``; refused (clearly) when none does or it cannot run here."""
     resolved = names.resolve(name, backplane().settings.model_aliases)
     if resolved.model is None:
+        realtime_metrics.session_rejected(name, "unknown_model")
         raise SessionError("unknown_model", f"No avatar model serves '{name}' on this server.", fatal=True)
     reason = readiness(resolved.model)
     if reason != names.READY:
+        realtime_metrics.session_rejected(resolved.model, "model_unavailable")
         raise SessionError(
             "model_unavailable",
             f"Avatar model '{resolved.model}' cannot run here: {reason.replace('_', ' ')}.",
@@ -210,9 +214,18 @@ class Lease:
     that left (``abort``), and let it go (:meth:`close`) so that the worker's session ends too."""
 
     def __init__(
-        self, backplane: Any, spec: SessionSpec, image: bytes | None, *, abort: Callable[[], bool] | None = None
+        self,
+        backplane: Any,
+        spec: SessionSpec,
+        image: bytes | None,
+        *,
+        abort: Callable[[], bool] | None = None,
+        protocol: str = "preload",
     ) -> None:
-        self.backplane, self.spec, self.abort = backplane, spec, abort
+        self.backplane, self.spec, self.abort, self.protocol = backplane, spec, abort, protocol
+        self.opened_at = time.monotonic()
+        self._asked_at: float | None = None  # when the audio now being rendered was sent
+        self._first_frame = True
         self.id = f"avt_{uuid.uuid4().hex}"
         self.trace_id = f"trace_{uuid.uuid4().hex}"
         self.worker_id: str | None = None
@@ -243,9 +256,14 @@ class Lease:
         try:
             backplane.dispatcher.start_session(self.id, spec.model, queue_name)
             self._admit()
+        except SessionError as exc:
+            realtime_metrics.session_rejected(spec.model, exc.code)
+            self.close()
+            raise
         except BaseException:
             self.close()
             raise
+        realtime_metrics.session_opened(spec.model, protocol)
 
     def _admit(self) -> None:
         """Wait for a worker's ``ready``: ``no_capacity`` when none claims the session by the admission deadline;
@@ -274,7 +292,19 @@ class Lease:
                 raise SessionError("worker_lost", "The worker opening this session stopped.", fatal=True)
 
     def send(self, kind: str, data: bytes = b"", **meta: Any) -> None:
+        if kind in (Kind.AUDIO, Kind.FLUSH) and self._asked_at is None:
+            self._asked_at = time.monotonic()
         self.backplane.sessions.send(self.id, "in", Message(kind, meta, data))
+
+    def _relayed(self, message: Message) -> None:
+        """Metrics of a chunk of video on its way to the client: TTFF, latency since its audio was sent, frames."""
+        now = time.monotonic()
+        frames = int(message.meta.get("frames", 0))
+        asked, self._asked_at = self._asked_at, None
+        realtime_metrics.chunk(self.spec.model, self.protocol, None if asked is None else now - asked, frames)
+        if frames and self._first_frame:
+            self._first_frame = False
+            realtime_metrics.first_frame(self.spec.model, self.protocol, now - self.opened_at)
 
     def receive(self, timeout: float = 120.0) -> Message:
         """The next output message; raises when the worker is gone, the client left, or nothing comes in time."""
@@ -285,6 +315,8 @@ class Lease:
             if message is not None:
                 if message.kind == Kind.ERROR and message.meta.get("code") == "idle_timeout":
                     raise SessionError("idle_timeout", message.meta.get("message", ""), fatal=True)
+                if message.kind == Kind.VIDEO:
+                    self._relayed(message)
                 return message
             self.check_worker()
         raise SessionError("timeout", "The worker did not answer in time.", fatal=True)
@@ -316,10 +348,6 @@ class Lease:
             sessions.end(self.id)
         except Exception:  # letting go must not fail the socket; the keys expire anyway
             log.warning("session %s: could not close the lease", self.id, exc_info=True)
-
-
-def backplane() -> Any:
-    return current_app.extensions["omnirt"]
 
 
 def _error(ws: Any, code: str | None, message: str) -> None:
@@ -361,6 +389,8 @@ def _json_object(message: str, code: str, text: str) -> dict[str, Any]:
 class SocketSession(abc.ABC):
     """One client socket: read messages until it closes, hand text and binary to the protocol, report coded errors
     (a fatal one ends the socket), watch the worker while the client is quiet, and always release the lease."""
+
+    protocol = "websocket"  # the metrics' label
 
     def __init__(self, ws: Any) -> None:
         self.ws = ws
@@ -408,7 +438,7 @@ class SocketSession(abc.ABC):
 
     def open_lease(self, spec: SessionSpec, image: bytes | None) -> Lease:
         self.end_lease()
-        self.lease = Lease(self.plane, spec, image, abort=lambda: not self.ws.connected)
+        self.lease = Lease(self.plane, spec, image, abort=lambda: not self.ws.connected, protocol=self.protocol)
         return self.lease
 
     def end_lease(self) -> str | None:
@@ -446,6 +476,8 @@ class SocketSession(abc.ABC):
 
 class FlashTalkSocket(SocketSession):
     """FlashTalk protocol: init -> init_ok; each AUDI chunk -> exactly one VIDX; config_update; close."""
+
+    protocol = "flashtalk"
 
     def __init__(self, ws: Any, name: str) -> None:
         super().__init__(ws)
@@ -505,6 +537,8 @@ class FlashTalkSocket(SocketSession):
 
 class NativeSocket(SocketSession):
     """realtime-avatar.ws.v1: session.create -> session.created; AUDI -> metrics then VIDX; cancel; close; ping."""
+
+    protocol = "native"
 
     def __init__(self, ws: Any) -> None:
         super().__init__(ws)

@@ -140,8 +140,13 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(OmniRTError)
     def _omnirt_error(exc: OmniRTError) -> Any:
+        retry = getattr(exc, "retry_after_s", None)
         return error_response(
-            status_for(exc.code) if exc.code in STATUS_BY_CODE else exc.http_status, exc.code, exc.message, exc.details
+            status_for(exc.code) if exc.code in STATUS_BY_CODE else exc.http_status,
+            exc.code,
+            exc.message,
+            exc.details,
+            {"Retry-After": str(retry)} if retry else None,
         )
 
     @app.errorhandler(ValidationError)

@@ -8,14 +8,12 @@ from flask import Blueprint, current_app, jsonify, request
 
 from omnirt.api.errors import error_response, json_object, status_for
 from omnirt.api.presenters import job_to_dict, result_with_urls
+from omnirt.api.services import backplane
 from omnirt.api.submission import GenerateSubmissionSchema, submit, wait_for
 from omnirt.jobs.job import Job, JobState
+from omnirt.tracing import span
 
 bp = Blueprint("generate", __name__)
-
-
-def backplane() -> Any:
-    return current_app.extensions["omnirt"]
 
 
 def finished_response(job: Job) -> Any:
@@ -63,9 +61,20 @@ def generate() -> Any:
         409: {description: Job id reused with a different request, content: {application/json: {schema: Error}}}
         429: {description: Too many queued jobs, content: {application/json: {schema: Error}}}
     """
+    with span("POST /v1/generate", kind="server", parent=request.headers, attributes=_http_attributes()) as current:
+        return _generate(current)
+
+
+def _http_attributes() -> dict[str, Any]:
+    return {"http.request.method": request.method, "url.path": request.path, "http.route": "/v1/generate"}
+
+
+def _generate(current: Any) -> Any:
     submission = GenerateSubmissionSchema().load(json_object())
     key = request.headers.get("Idempotency-Key") or None
     job, created = submit(backplane(), submission["request"], job_id=submission["job_id"], idempotency_key=key)
+    if current is not None:
+        current.set_attributes({"omnirt.job_id": job.id, "omnirt.model": job.model})
     if submission["async_run"]:
         return accepted(job, created)
     settings = current_app.config["OMNIRT_SETTINGS"]

@@ -19,6 +19,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify
 from flask.blueprints import BlueprintSetupState
 
+from omnirt.api.services import backplane
 from omnirt.registry.registry import list_available_models
 from omnirt.tasks.routing import candidate_queues
 
@@ -83,16 +84,16 @@ def readyz() -> Any:
         503: {description: Not ready, with reasons}
     """
     settings = current_app.config["OMNIRT_SETTINGS"]
-    backplane = current_app.extensions["omnirt"]
+    plane = backplane()
     reasons: list[str] = []
     try:
-        backplane.store.ping()
-        workers = backplane.workers.workers()
+        plane.store.ping()
+        workers = plane.workers.workers()
     except Exception as exc:  # noqa: BLE001 - any store failure means not ready
         return jsonify({"ok": False, "reasons": [f"job store unreachable: {type(exc).__name__}: {exc}"]}), 503
     if not settings.embedded:
         try:
-            with backplane.dispatcher.celery.connection_for_write() as connection:
+            with plane.dispatcher.celery.connection_for_write() as connection:
                 connection.ensure_connection(max_retries=1, timeout=2)
         except Exception as exc:  # noqa: BLE001
             reasons.append(f"broker unreachable: {type(exc).__name__}: {exc}")
@@ -119,7 +120,7 @@ def readyz() -> Any:
         "warnings": [],
     }
     if not settings.embedded:
-        persistence = backplane.cached("redis_persistence", lambda: redis_persistence(backplane.redis), ttl_s=10.0)
+        persistence = plane.cached("redis_persistence", lambda: redis_persistence(plane.redis), ttl_s=10.0)
         body["redis_persistence"] = persistence
         warning = persistence_warning(persistence)
         if warning:
@@ -134,5 +135,5 @@ def workers() -> Any:
     get:
       responses: {200: {description: Workers with device, queues, loaded models and memory}}
     """
-    listing = sorted(current_app.extensions["omnirt"].workers.workers(), key=lambda item: item.get("worker_id", ""))
+    listing = sorted(backplane().workers.workers(), key=lambda item: item.get("worker_id", ""))
     return jsonify({"object": "list", "data": listing})

@@ -11,17 +11,15 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 
 from omnirt.api.errors import ApiError
 from omnirt.api.presenters import job_to_dict
+from omnirt.api.services import backplane
 from omnirt.api.sock import sock
 from omnirt.contracts.types import StageEvent
 from omnirt.events.bus import TERMINAL_EVENTS, job_event, valid_id
 from omnirt.jobs.job import JobState, now_ms
 from omnirt.jobs.store import CancelOutcome
+from omnirt.tracing import job_trace
 
 bp = Blueprint("jobs", __name__)
-
-
-def backplane() -> Any:
-    return current_app.extensions["omnirt"]
 
 
 def load_job(job_id: str) -> Any:
@@ -44,6 +42,20 @@ def get_job(job_id: str) -> Any:
     job = load_job(job_id)
     events = [dict(event.to_dict(), id=entry_id) for entry_id, event in backplane().events.read(job_id)]
     return jsonify(job_to_dict(job, events=events))
+
+
+@bp.get("/v1/jobs/<job_id>/trace")
+def get_job_trace(job_id: str) -> Any:
+    """A job's trace, rebuilt from its events: a span per attempt and per stage, for users without a collector.
+    ---
+    get:
+      parameters: [{in: path, name: job_id, required: true, schema: {type: string}}]
+      responses:
+        200: {description: The job's spans, content: {application/json: {schema: Trace}}}
+        404: {description: Unknown job, content: {application/json: {schema: Error}}}
+    """
+    job = load_job(job_id)
+    return jsonify(job_trace(job, [event for _, event in backplane().events.read(job_id)]))
 
 
 @bp.get("/v1/jobs")

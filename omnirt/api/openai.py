@@ -23,6 +23,7 @@ from marshmallow import fields, validate
 from omnirt.api.errors import ApiError, json_object
 from omnirt.api.generate import accepted, failed_response
 from omnirt.api.presenters import artifact_url
+from omnirt.api.services import backplane
 from omnirt.api.submission import submit, wait_for
 from omnirt.contracts.schemas import (
     LEGACY_BACKEND_NAMES,
@@ -40,10 +41,6 @@ bp = Blueprint("openai", __name__)
 
 EXTRA_CONFIG = ("seed", "num_inference_steps", "guidance_scale")
 SIZE_PATTERN = re.compile(r"^(auto|[0-9]{1,5}x[0-9]{1,5})$", re.IGNORECASE)
-
-
-def backplane() -> Any:
-    return current_app.extensions["omnirt"]
 
 
 @bp.get("/v1/models")

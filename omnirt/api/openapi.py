@@ -50,6 +50,7 @@ class JobSchema(Schema):
     queue = fields.String()
     request = fields.Dict()
     trace_id = fields.String()
+    traceparent = fields.String(allow_none=True)
     attempts = fields.Integer()
     worker_id = fields.String(allow_none=True)
     enqueued_at_ms = fields.Integer()
@@ -60,6 +61,24 @@ class JobSchema(Schema):
     error = fields.Nested(ErrorBodySchema, allow_none=True)
     events = fields.List(fields.Nested(StageEventSchema))
     links = fields.Dict(keys=fields.String(), values=fields.String())
+
+
+class TraceSpanSchema(Schema):
+    name = fields.String()
+    trace_id = fields.String()
+    span_id = fields.String()
+    parent_span_id = fields.String(allow_none=True)
+    start_ms = fields.Integer()
+    end_ms = fields.Integer(allow_none=True)
+    duration_ms = fields.Float(allow_none=True)
+    status = fields.String(metadata={"enum": ["ok", "error", "unset"]})
+    attributes = fields.Dict()
+
+
+class TraceSchema(Schema):
+    job_id = fields.String()
+    trace_id = fields.String()
+    spans = fields.List(fields.Nested(TraceSpanSchema))
 
 
 class RuleFlaskPlugin(FlaskPlugin):
@@ -107,6 +126,8 @@ def build_spec() -> dict[str, Any]:
         ("ErrorBody", ErrorBodySchema),
         ("Error", ErrorSchema),
         ("Job", JobSchema),
+        ("TraceSpan", TraceSpanSchema),
+        ("Trace", TraceSchema),
     ):
         spec.components.schema(name, schema=schema)
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})

@@ -24,6 +24,7 @@ from marshmallow import EXCLUDE, fields, validate
 
 from omnirt.api.errors import ApiError, json_object, status_for
 from omnirt.api.generate import accepted, failed_response
+from omnirt.api.services import backplane
 from omnirt.api.submission import submit, wait_for
 from omnirt.contracts.errors import ModelNotRegisteredError
 from omnirt.contracts.schemas import MAX_NAME_LENGTH, GenerateRequestSchema, RequestBodySchema, SafeString
@@ -32,6 +33,7 @@ from omnirt.events.bus import TERMINAL_EVENTS
 from omnirt.jobs.job import JobState
 from omnirt.registry.registry import get_model, list_available_models
 from omnirt.runtime.audio import streaming_wav_header
+from omnirt.telemetry import realtime as realtime_metrics
 
 bp = Blueprint("speech", __name__)
 
@@ -115,10 +117,6 @@ class TranscriptionFormSchema(SpeechBodySchema):
     response_format = fields.String(load_default="json", validate=validate.OneOf(["json", "text"]))
 
 
-def backplane() -> Any:
-    return current_app.extensions["omnirt"]
-
-
 def tts_models() -> list[Any]:
     return [spec for spec in list_available_models(include_aliases=False) if spec.task == "text2audio"]
 
@@ -165,6 +163,7 @@ def start_synthesis(
                 f"No live worker serves {model} ({' | '.join(queues)}).",
                 headers={"Retry-After": "5"},
             )
+    submitted = time.monotonic()
     job, _ = submit(plane, request_)
     subscription = backplane().events.subscribe(job.id, "0-0")
     deadline = time.monotonic() + FIRST_CHUNK_TIMEOUT_S
@@ -174,6 +173,7 @@ def start_synthesis(
             continue
         event = entry[1]
         if event.event == "audio_chunk":
+            realtime_metrics.tts_first_packet(model, time.monotonic() - submitted)
             return job.id, subscription, event
         if event.event in TERMINAL_EVENTS:
             backplane().events.unsubscribe(subscription)

@@ -1,10 +1,14 @@
-"""Turning an HTTP request into a queued job: parse, resolve the model, apply policy, make inputs safe, validate,
+"""The job submission service: parse, resolve the model, apply policy, make inputs safe, validate,
 record, dispatch; and waiting for a job to finish for synchronous callers.
 
 Nothing a client names is trusted: inputs arrive as ``data:`` URLs (written into the job's own folder) or as paths
 under ``OMNIRT_INPUT_ROOTS``; ``model_path`` and adapter paths must lie in the models dir (or be hub ids; the
 same check a fleet worker makes again, :func:`omnirt.runtime.weights.resolve_model_path`); ``output_dir`` is the
 server's business. URLs are never fetched. Errors name the input (``inputs.image``), never a server path.
+
+It knows nothing of HTTP (no Flask): it raises the domain errors of :mod:`omnirt.contracts.errors`
+(``invalid_request``, ``model_not_enabled``, ``too_many_queued``, ``conflict``, ...), which the API maps to statuses
+in one place (:mod:`omnirt.api.errors`).
 """
 
 from __future__ import annotations
@@ -23,9 +27,14 @@ from typing import Any
 
 from marshmallow import fields, post_load, validate
 
-from omnirt.api.errors import ApiError
 from omnirt.backplane import Backplane
-from omnirt.contracts.errors import ModelNotRegisteredError, RequestValidationError
+from omnirt.contracts.errors import (
+    JobConflictError,
+    ModelNotEnabledError,
+    ModelNotRegisteredError,
+    RequestValidationError,
+    TooManyQueuedError,
+)
 from omnirt.contracts.schemas import GenerateRequestSchema
 from omnirt.contracts.types import AdapterRef, GenerateRequest
 from omnirt.events.bus import TERMINAL_EVENTS, job_event
@@ -35,6 +44,7 @@ from omnirt.registry.validation import PATH_INPUTS, ValidationResult, validate_r
 from omnirt.runtime.weights import checked_path_text, default_models_dir, path_in_models_dir, resolve_model_path
 from omnirt.settings import Settings
 from omnirt.tasks.routing import choose_queue
+from omnirt.tracing import current_traceparent
 
 JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MEDIA_SUFFIX = {
@@ -74,18 +84,14 @@ def resolve_model(request: GenerateRequest, settings: Settings) -> GenerateReque
         request.model = model
         return request  # validation reports it, with suggestions
     if settings.model_tiers and spec.tier not in settings.model_tiers:
-        raise ApiError(
-            403,
-            "model_not_enabled",
+        raise ModelNotEnabledError(
             f"Model '{spec.id}' is not enabled for this server's tier policy.",
-            {"tier": spec.tier, "allowed_tiers": list(settings.model_tiers)},
+            details={"tier": spec.tier, "allowed_tiers": list(settings.model_tiers)},
         )
     if settings.models and spec.id not in settings.models and spec.canonical_id not in settings.models:
-        raise ApiError(
-            403,
-            "model_not_enabled",
+        raise ModelNotEnabledError(
             f"Model '{spec.id}' is not enabled on this server.",
-            {"enabled_models": list(settings.models)},
+            details={"enabled_models": list(settings.models)},
         )
     request.model = model
     return request
@@ -106,7 +112,7 @@ def _client_path_errors() -> Iterator[None]:
     try:
         yield
     except RequestValidationError as exc:
-        raise ApiError(400, "invalid_request", exc.message, exc.details) from None
+        raise RequestValidationError(exc.message, details=exc.details) from None
 
 
 def materialize_inputs(request: GenerateRequest, job_dir: Path, settings: Settings) -> GenerateRequest:
@@ -124,25 +130,23 @@ def materialize_inputs(request: GenerateRequest, job_dir: Path, settings: Settin
         for index, item in enumerate(items):
             field = f"inputs.{key}"
             if not isinstance(item, str) or "\x00" in item:
-                raise ApiError(400, "invalid_request", f"{field} must be a data: URL or an allowed path.")
+                raise RequestValidationError(f"{field} must be a data: URL or an allowed path.")
             if item.startswith("data:"):
                 resolved.append(str(_write_data_url(item, job_dir / "inputs", f"{key}-{index}")))
                 continue
             with _client_path_errors():
                 checked_path_text(item, field)
             if item.startswith(("http://", "https://", "ftp://", "file:")):
-                raise ApiError(400, "invalid_request", f"{field}: URLs are not fetched; send a data: URL.")
+                raise RequestValidationError(f"{field}: URLs are not fetched; send a data: URL.")
             if not _inside(Path(item), input_roots):
-                raise ApiError(
-                    400,
-                    "invalid_request",
+                raise RequestValidationError(
                     f"{field}: server paths are only accepted under OMNIRT_INPUT_ROOTS; send the file as a data: URL.",
                 )
             resolved.append(str(Path(item).resolve()))
         inputs[key] = resolved if isinstance(values, list) else resolved[0]
     config = dict(request.config)
     if "output_dir" in config:
-        raise ApiError(400, "invalid_request", "config.output_dir is chosen by the server.")
+        raise RequestValidationError("config.output_dir is chosen by the server.")
     models_root = default_models_dir()
     with _client_path_errors():
         if config.get("model_path") is not None:
@@ -222,11 +226,11 @@ def _write_data_url(url: str, folder: Path, stem: str) -> Path:
     header, _, payload = url.partition(",")
     mime = header[5:].split(";")[0] or "application/octet-stream"
     if ";base64" not in header:
-        raise ApiError(400, "invalid_request", "data: URLs must be base64-encoded.")
+        raise RequestValidationError("data: URLs must be base64-encoded.")
     try:
         content = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ApiError(400, "invalid_request", f"Invalid base64 in data: URL ({exc}).") from None
+        raise RequestValidationError(f"Invalid base64 in data: URL ({exc}).") from None
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{stem}{MEDIA_SUFFIX.get(mime, '.bin')}"
     path.write_bytes(content)
@@ -250,9 +254,7 @@ def submit(
             return _same_or_conflict(existing, print_), False
     queued = backplane.queued_jobs()
     if queued >= settings.max_queued_jobs:
-        raise ApiError(
-            429, "too_many_queued", f"{queued} jobs are queued; try again later.", headers={"Retry-After": "5"}
-        )
+        raise TooManyQueuedError(f"{queued} jobs are queued; try again later.")
     job_id = job_id or new_job_id()
     job_dir = settings.artifact_dir.resolve() / job_id
     safe = materialize_inputs(request, job_dir, settings)
@@ -279,6 +281,9 @@ def submit(
         idempotency_key=idempotency_key,
         fingerprint=print_,
     )
+    traceparent = current_traceparent()
+    if traceparent:  # tracing on: the job's trace is the submit's, and its worker span continues it
+        job.traceparent, job.trace_id = traceparent, traceparent.split("-")[1]
     stored, created = backplane.store.create(job, event=job_event("job_enqueued", job_id=job.id, queue=queue_name))
     if not created:
         shutil.rmtree(job_dir, ignore_errors=True)
@@ -289,8 +294,8 @@ def submit(
 
 def _same_or_conflict(existing: Job, print_: str) -> Job:
     if existing.fingerprint and existing.fingerprint != print_:
-        raise ApiError(
-            409, "conflict", f"Job '{existing.id}' already exists with a different request.", {"job_id": existing.id}
+        raise JobConflictError(
+            f"Job '{existing.id}' already exists with a different request.", details={"job_id": existing.id}
         )
     return existing
 

@@ -21,6 +21,7 @@ from omnirt.api.avatar import REFERENCE, Lease, SessionError, attach_avatar, bui
 from omnirt.api.errors import ApiError, json_object
 from omnirt.api.jobs import cancel_job
 from omnirt.api.rtc_peer import AUDIO_RATE, PeerError, PeerService, check_offer, chunk_frames
+from omnirt.api.services import backplane
 from omnirt.api.speech import chunks, resolve_tts, start_synthesis
 from omnirt.avatars.media import SAMPLE_RATE
 from omnirt.contracts.errors import OmniRTError
@@ -101,7 +102,7 @@ class FlaskSpeech:
 
     def cancel(self, job_id: str) -> None:
         with self.app.app_context():
-            cancel_job(current_app.extensions["omnirt"], job_id)
+            cancel_job(backplane(), job_id)
 
 
 def peer_service() -> PeerService:
@@ -154,7 +155,7 @@ def avatar_webrtc() -> Any:
         fields = {key: body[key] for key in ("width", "height", "fps")}
         spec = build_spec(model, {**fields, "slice_len": chunk_frames(body["fps"])}, chunked=True)
         if body["avatar_id"]:
-            current_app.extensions["omnirt"].avatars.get(body["avatar_id"])  # avatar_not_found, whatever the model
+            backplane().avatars.get(body["avatar_id"])  # avatar_not_found, whatever the model
         image = attach_avatar(spec, body["avatar_id"], None)
     except SessionError as exc:
         raise ApiError(SESSION_STATUS.get(exc.code, 400), exc.code, exc.message) from None
@@ -169,7 +170,7 @@ def avatar_webrtc() -> Any:
             raise ApiError(503, exc.code, exc.message, headers={"Retry-After": "5"}) from None
         raise ApiError(504 if exc.code == "timeout" else 400, exc.code, exc.message) from None
     try:
-        lease = Lease(current_app.extensions["omnirt"], spec, image)
+        lease = Lease(backplane(), spec, image, protocol="webrtc")
     except SessionError as exc:
         peer.discard()
         raise ApiError(SESSION_STATUS.get(exc.code, 400), exc.code, exc.message) from None

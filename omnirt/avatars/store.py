@@ -9,9 +9,9 @@ it:
     <root>/<avatar id>/preview.jpg            the first template frame
     <root>/<avatar id>/prepared/<key>.npz     a model's per-frame inputs at one session size
 
-The index (``omnirt:avatars`` in the job store's Redis, or memory embedded) lists the avatars; the folder is the
-source of truth, so an embedded process rebuilds its index from disk. Storing finds the face in every template frame
-with the offline detector; a frame where none is found borrows the nearest frame's box.
+The index (:func:`omnirt.keys.avatars` in the job store's Redis, or memory embedded) lists the avatars; the folder is
+the source of truth, so an embedded process rebuilds its index from disk. Storing finds the face in every template
+frame with the offline detector; a frame where none is found borrows the nearest frame's box.
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from typing import Any
 
 import numpy as np
 
+from omnirt import keys
 from omnirt.avatars.errors import AvatarInputError, AvatarNotFoundError, AvatarTooLargeError, NoFaceDetectedError
 
 MAX_SIDE = 1280  # template frames are scaled down to this long edge when stored
 MAX_VIDEO_FRAMES = 250  # 10 s at 25 fps
-INDEX_KEY = "omnirt:avatars"
 
 
 @dataclass
@@ -167,23 +167,23 @@ class AvatarIndex:
     def put(self, avatar: Avatar) -> None:
         payload = json.dumps(avatar.to_dict())
         if self.redis is not None:
-            self.redis.hset(INDEX_KEY, avatar.id, payload)
+            self.redis.hset(keys.avatars(), avatar.id, payload)
         else:
             with self._lock:
                 self._memory[avatar.id] = payload
 
     def get(self, avatar_id: str) -> Avatar | None:
-        raw = self.redis.hget(INDEX_KEY, avatar_id) if self.redis is not None else self._memory.get(avatar_id)
+        raw = self.redis.hget(keys.avatars(), avatar_id) if self.redis is not None else self._memory.get(avatar_id)
         return Avatar(**json.loads(raw)) if raw else None
 
     def remove(self, avatar_id: str) -> bool:
         if self.redis is not None:
-            return bool(self.redis.hdel(INDEX_KEY, avatar_id))
+            return bool(self.redis.hdel(keys.avatars(), avatar_id))
         with self._lock:
             return self._memory.pop(avatar_id, None) is not None
 
     def all(self) -> list[Avatar]:
-        values = self.redis.hvals(INDEX_KEY) if self.redis is not None else list(self._memory.values())
+        values = self.redis.hvals(keys.avatars()) if self.redis is not None else list(self._memory.values())
         return sorted((Avatar(**json.loads(value)) for value in values), key=lambda avatar: avatar.created_ms)
 
 

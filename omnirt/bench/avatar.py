@@ -79,12 +79,14 @@ def run(
     from simple_websocket import Client
     from werkzeug.serving import make_server
 
-    os.environ.setdefault("OMNIRT_SESSION_CAPACITY", str(max_sessions))
-    if device != "auto":
-        os.environ["OMNIRT_BACKEND"] = device
     from omnirt.api import create_app
     from omnirt.registry.registry import ensure_models_loaded
     from omnirt.settings import Settings
+
+    if not Settings.is_set("session_capacity"):  # the operator's OMNIRT_SESSION_CAPACITY wins
+        os.environ["OMNIRT_SESSION_CAPACITY"] = str(max_sessions)
+    if device != "auto":
+        os.environ["OMNIRT_BACKEND"] = device
 
     ensure_models_loaded()
     root = Path(tempfile.mkdtemp())
@@ -116,6 +118,7 @@ def run(
         ws.send(json.dumps({"type": "init", "ref_image": portrait}))
         answer = json.loads(ws.receive(timeout=300))
         if answer.get("type") != "init_ok":
+            ws.close()  # the server's socket thread ends with it, so the process can exit
             raise RuntimeError(answer)
         opened.append((time.perf_counter() - started) * 1000)
         ws.send(b"AUDI" + audio)

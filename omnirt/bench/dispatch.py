@@ -269,6 +269,7 @@ def _relay(base: str, client: Any, count: int) -> tuple[list[float], list[float]
     """Latency of an appended event to an SSE client, and of a raw XADD to a blocked XREAD."""
     import requests
 
+    from omnirt import keys
     from omnirt.contracts.types import StageEvent
     from omnirt.events.bus import RedisEventBus
 
@@ -308,7 +309,7 @@ def _relay(base: str, client: Any, count: int) -> tuple[list[float], list[float]
     requests.delete(f"{base}/v1/jobs/{job['id']}", timeout=10)
 
     hops: list[float] = []
-    key = f"omnirt:bench:hop:{time.time_ns()}"
+    key = keys.bench_hop(time.time_ns())
     reader = client.connection_pool.get_connection("XREAD")
     reader_client = type(client)(connection_pool=client.connection_pool)
     client.connection_pool.release(reader)

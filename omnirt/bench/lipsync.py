@@ -75,7 +75,7 @@ def run(*, model: str = "wav2lip", device: str = "cpu", weights: str | None = No
     from omnirt.avatars.session import LipSyncSession, SessionAvatar
     from omnirt.avatars.store import AvatarIndex, AvatarStore, face_boxes
     from omnirt.registry.registry import ensure_models_loaded
-    from omnirt.runtime.engine import Engine
+    from omnirt.workers.engine import Engine
 
     ensure_models_loaded()
     root = Path(tempfile.mkdtemp())

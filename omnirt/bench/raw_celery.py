@@ -6,15 +6,13 @@ Same delivery settings as OmniRT's app (late ack, prefetch 1), plus a Redis resu
 
 from __future__ import annotations
 
-import os
-
 from celery import Celery
 
-app = Celery(
-    "omnirt_bench_raw",
-    broker=os.environ.get("OMNIRT_REDIS_URL", "redis://127.0.0.1:6379/15"),
-    backend=os.environ.get("OMNIRT_REDIS_URL", "redis://127.0.0.1:6379/15"),
-)
+from omnirt.settings import Settings
+
+_URL = Settings.value("redis_url") or "redis://127.0.0.1:6379/15"
+
+app = Celery("omnirt_bench_raw", broker=_URL, backend=_URL)
 app.conf.update(
     task_acks_late=True,
     worker_prefetch_multiplier=1,

@@ -23,16 +23,20 @@ TEXTS = (
 )
 
 
-def run(model: str = "hibari-tts", rounds: int = 20, redis_url: str | None = None) -> dict[str, Any]:
-    """Embedded API in this process, or (with ``redis_url``) a fleet: ``omnirt serve`` plus one worker process."""
+def run(
+    model: str = "hibari-tts", rounds: int = 20, redis_url: str | None = None, *, backend: str = "cpu"
+) -> dict[str, Any]:
+    """Embedded API in this process, or (with ``redis_url``) a fleet: ``omnirt serve`` plus one worker process.
+
+    ``backend`` is the engine-alone path's device (the API path runs where the server places the model)."""
     import tempfile
     from pathlib import Path
 
     import requests
 
-    from omnirt.runtime.engine import get_default_engine
+    from omnirt.workers.engine import get_default_engine
 
-    pipeline = get_default_engine().pipeline_for(model, backend="cpu")
+    pipeline = get_default_engine().pipeline_for(model, backend=backend)
     scratch = Path(tempfile.mkdtemp(prefix="omnirt-bench-tts-"))
     stop = _start_api(scratch, redis_url)
     url = f"{stop.base}/v1/text2audio/stream"

@@ -37,7 +37,7 @@ def _request(model_id: str, folder: Path, index: int) -> GenerateRequest:
 
 def measure(models: tuple[str, ...] = DEFAULT_MODELS, repeats: int = 5) -> list[dict[str, Any]]:
     from omnirt.models.tiny_common import make_tiny
-    from omnirt.runtime.engine import Engine
+    from omnirt.workers.engine import Engine
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="omnirt-bench-") as scratch:

@@ -32,6 +32,7 @@ CHROMIUM_FLAGS = (
     "--autoplay-policy=no-user-gesture-required",
     "--disable-features=WebRtcHideLocalIpsWithMdns",  # host ICE candidates as plain IPs, which aiortc can reach
 )
+PLAYGROUND_MODELS = ("hibari-tts", "photoreal-avatar")  # the Makefile's PLAYGROUND_MODELS
 CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 VIEWPORT = {"width": 1440, "height": 900}
 SENTENCES = (
@@ -187,7 +188,10 @@ def run(
     require_playwright()
     find_chromium(chromium)
     root = Path(tempfile.mkdtemp(prefix="omnirt-bench-webrtc-"))
-    server = EmbeddedServer(replace(Settings.from_env(), redis_url=None, artifact_dir=root / "outputs"))
+    settings = replace(Settings.from_env(), redis_url=None, artifact_dir=root / "outputs")
+    if not settings.preload:  # as `make run` does: the voice and the avatar warm before the first Speak
+        settings = replace(settings, preload=PLAYGROUND_MODELS)
+    server = EmbeddedServer(settings)
     browser = None
     try:
         browser = PlaygroundBrowser(chromium)

@@ -91,3 +91,25 @@ class JobCancelledError(OmniRTError):
 
     code = "cancelled"
     http_status = 409
+
+
+class ModelNotEnabledError(OmniRTError):
+    """The model is registered but this server's tier policy or model list does not enable it."""
+
+    code = "model_not_enabled"
+    http_status = 403
+
+
+class TooManyQueuedError(OmniRTError):
+    """Back-pressure: the queue already holds ``OMNIRT_MAX_QUEUED_JOBS`` jobs; the client should retry later."""
+
+    code = "too_many_queued"
+    http_status = 429
+    retry_after_s = 5
+
+
+class JobConflictError(OmniRTError):
+    """A job id (idempotency key) already names a job with a different request."""
+
+    code = "conflict"
+    http_status = 409

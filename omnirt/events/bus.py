@@ -3,7 +3,7 @@
 Entry ids are Redis stream ids (``<ms>-<seq>``), increasing within a job; an SSE client's ``Last-Event-ID`` is one
 of them, and ``subscribe(job, after=id)`` delivers every later entry exactly once, in order.
 
-:class:`RedisEventBus` keeps one stream per job (``omnirt:job:<id>:events``, ``XADD MAXLEN ~``) that expires a
+:class:`RedisEventBus` keeps one stream per job (:func:`omnirt.keys.job_events`, ``XADD MAXLEN ~``) that expires a
 while after the job's terminal event, and follows streams with a single reader thread per process
 (:class:`StreamRelay`), whatever the number of clients. :class:`MemoryEventBus` is the embedded equivalent.
 """
@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from omnirt import keys
 from omnirt.contracts.types import StageEvent
 
 log = logging.getLogger(__name__)
@@ -30,10 +31,6 @@ TERMINAL_EVENTS = frozenset({"job_finished", "job_failed", "job_cancelled"})
 def job_event(event: str, **data: Any) -> StageEvent:
     """A job lifecycle event (stage ``job``): job_enqueued, job_started, job_finished, ..."""
     return StageEvent(event=event, stage="job", timestamp_ms=int(time.time() * 1000), data=data)
-
-
-def stream_key(job_id: str) -> str:
-    return f"omnirt:job:{job_id}:events"
 
 
 def parse_id(entry_id: str) -> tuple[int, int]:
@@ -112,7 +109,7 @@ class RedisEventBus:
         self._writer: _BatchWriter | None = None
 
     def _add(self, pipe: Any, job_id: str, event: StageEvent) -> None:
-        key = stream_key(job_id)
+        key = keys.job_events(job_id)
         pipe.xadd(key, encode(event), maxlen=self.maxlen, approximate=True)
         pipe.expire(key, self.ttl_s if event.event in TERMINAL_EVENTS else self.job_ttl_s)
 
@@ -139,7 +136,7 @@ class RedisEventBus:
             self._writer.flush(timeout)
 
     def read(self, job_id: str, after: str = "0-0") -> list[tuple[str, StageEvent]]:
-        entries = self.redis.xrange(stream_key(job_id), min=f"({after}" if after != "0-0" else "-")
+        entries = self.redis.xrange(keys.job_events(job_id), min=f"({after}" if after != "0-0" else "-")
         return [(entry_id, decode(fields)) for entry_id, fields in entries]
 
     def subscribe(self, job_id: str, after: str = "0-0") -> Subscription:
@@ -213,7 +210,7 @@ class StreamRelay:
 
     def __init__(self, client: Any) -> None:
         self.redis = client
-        self.control = f"omnirt:relay:{uuid.uuid4().hex}"
+        self.control = keys.relay_control(uuid.uuid4().hex)
         self._subscriptions: dict[str, list[Subscription]] = {}
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="omnirt-event-relay", daemon=True)
@@ -252,21 +249,26 @@ class StreamRelay:
         except Exception:
             log.debug("relay wake failed", exc_info=True)
 
-    def _positions(self) -> dict[str, str]:
+    def _positions(self) -> tuple[dict[str, str], dict[str, list[Subscription]]]:
+        """Where to read each followed stream from (its slowest follower's cursor), and who those followers are.
+
+        Entries read from there go to those followers only: one that subscribed meanwhile may be further back (a
+        fresh subscription starts at the beginning) and waits for the next read, which starts from its cursor;
+        were it handed this read's later entries, its cursor would jump past the ones it has not seen."""
         with self._lock:
-            positions = {
-                stream_key(job_id): min((sub.cursor for sub in subs), key=parse_id)
-                for job_id, subs in self._subscriptions.items()
-                if subs
-            }
-        return positions
+            followers = {job_id: list(subs) for job_id, subs in self._subscriptions.items() if subs}
+        positions = {
+            keys.job_events(job_id): min((sub.cursor for sub in subs), key=parse_id)
+            for job_id, subs in followers.items()
+        }
+        return positions, followers
 
     def _run(self) -> None:
         # A concrete id, never "$": a wake-up written just before the XREAD call must still end the block.
         control_cursor = "0-0"
         backoff = 0.1
         while not self.stopped.is_set():
-            positions = self._positions()
+            positions, followers = self._positions()
             positions[self.control] = control_cursor
             try:
                 replies = self.redis.xread(positions, block=self.BLOCK_MS, count=1000)
@@ -281,11 +283,10 @@ class StreamRelay:
                 if key == self.control:
                     control_cursor = entries[-1][0]
                     continue
-                self._deliver(key.rsplit(":", 2)[-2], entries)
+                self._deliver(followers.get(keys.job_of_events(key), []), entries)
 
-    def _deliver(self, job_id: str, entries: Iterable[tuple[str, dict[str, str]]]) -> None:
-        with self._lock:
-            followers = list(self._subscriptions.get(job_id, []))
+    @staticmethod
+    def _deliver(followers: list[Subscription], entries: Iterable[tuple[str, dict[str, str]]]) -> None:
         for entry_id, fields in entries:
             event = decode(fields)
             for subscription in followers:

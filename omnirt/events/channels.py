@@ -2,8 +2,8 @@
 
 A session has an inbound channel (API to worker: audio chunks and control) and an outbound one (worker to API:
 ``VIDX`` video, metrics, acknowledgements, errors). In a fleet each is a Redis Stream of raw bytes
-(``omnirt:session:<id>:in`` / ``:out``, short ``MAXLEN``, expiring with the session); embedded they are queues.
-The lease record (``omnirt:session:<id>``) says who holds the session: a worker may claim it only while it is
+(:func:`omnirt.keys.session_stream`, short ``MAXLEN``, expiring with the session); embedded they are queues.
+The lease record (:func:`omnirt.keys.session`) says who holds the session: a worker may claim it only while it is
 ``pending``, so a session the API gave up on (no capacity in time) is never started late.
 
 A session that is over is ended (:meth:`SessionChannels.end`, by the worker when its loop stops and by the API when it
@@ -12,7 +12,7 @@ lets the lease go; either may come first, and twice is harmless): embedded, its 
 enough for the other side to read the last messages.
 
 Session queues (fleet only): the front end offers a new session to the workers of a Celery queue by pushing its id on
-that queue's session list (``omnirt:sessions:queued:<queue>``, :func:`session_queue_key`); each worker process's
+that queue's session list (:func:`omnirt.keys.session_queue`); each worker process's
 session consumer blocks on the lists of its queues, and puts back (:meth:`RedisSessionChannels.put_back`) an id it
 cannot take. Sessions never wait behind jobs: the lists are not Celery queues.
 """
@@ -25,6 +25,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from omnirt import keys
 
 SESSION_TTL_S = 6 * 3600
 CLOSED_TTL_S = 60
@@ -63,15 +65,6 @@ return redis.call('HGETALL', KEYS[1])
 """
 
 
-def _key(session_id: str, suffix: str = "") -> str:
-    return f"omnirt:session:{session_id}{suffix}"
-
-
-def session_queue_key(queue_name: str) -> str:
-    """The list of session ids offered to the workers of ``queue_name`` (outside ``omnirt:session:*``)."""
-    return f"omnirt:sessions:queued:{queue_name}"
-
-
 class RedisReader:
     """Reads one direction of one session, in order, blocking up to ``timeout``."""
 
@@ -102,35 +95,35 @@ class RedisSessionChannels:
 
     def abandon(self, session_id: str) -> bool:
         """Give up a session no worker has claimed yet; False when a worker got it first."""
-        return bool(self._abandon(keys=[_key(session_id)]))
+        return bool(self._abandon(keys=[keys.session(session_id)]))
 
     def create(self, session_id: str, record: dict[str, Any]) -> None:
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(
-            _key(session_id),
+            keys.session(session_id),
             mapping={
                 key: json.dumps(value) if not isinstance(value, str) else value
                 for key, value in {**record, "state": "pending"}.items()
             },
         )
-        pipe.expire(_key(session_id), SESSION_TTL_S)
+        pipe.expire(keys.session(session_id), SESSION_TTL_S)
         pipe.execute()
 
     def claim(self, session_id: str, worker_id: str) -> dict[str, Any] | None:
-        flat = self._claim(keys=[_key(session_id)], args=[worker_id])
+        flat = self._claim(keys=[keys.session(session_id)], args=[worker_id])
         if not flat:
             return None
         return {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}
 
     def record(self, session_id: str) -> dict[str, Any] | None:
-        raw = self.redis.hgetall(_key(session_id))
+        raw = self.redis.hgetall(keys.session(session_id))
         return {key.decode(): value.decode() for key, value in raw.items()} if raw else None
 
     def set_state(self, session_id: str, state: str) -> None:
-        self.redis.hset(_key(session_id), "state", state)
+        self.redis.hset(keys.session(session_id), "state", state)
 
     def send(self, session_id: str, direction: str, message: Message) -> None:
-        key = _key(session_id, f":{direction}")
+        key = keys.session_stream(session_id, direction)
         pipe = self.redis.pipeline(transaction=False)
         pipe.xadd(
             key,
@@ -142,11 +135,11 @@ class RedisSessionChannels:
         pipe.execute()
 
     def reader(self, session_id: str, direction: str) -> RedisReader:
-        return RedisReader(self.redis, _key(session_id, f":{direction}"))
+        return RedisReader(self.redis, keys.session_stream(session_id, direction))
 
     def offer(self, session_id: str, queue_name: str) -> None:
         """Offer a pending session to the workers of ``queue_name`` (the oldest offer is taken first)."""
-        key = session_queue_key(queue_name)
+        key = keys.session_queue(queue_name)
         pipe = self.redis.pipeline(transaction=False)
         pipe.lpush(key, session_id)
         pipe.expire(key, SESSION_TTL_S)  # ids nobody takes (no worker on the queue) do not stay for ever
@@ -157,11 +150,11 @@ class RedisSessionChannels:
         waiting up to ``timeout_s``; None when none came."""
         if not queue_names:
             return None
-        reply = self.redis.brpop([session_queue_key(name) for name in queue_names], timeout=max(0.01, timeout_s))
+        reply = self.redis.brpop([keys.session_queue(name) for name in queue_names], timeout=max(0.01, timeout_s))
         if reply is None:
             return None
         key, session_id = (item.decode() for item in reply)
-        return key.removeprefix(session_queue_key("")), session_id
+        return keys.queue_of_session_queue(key), session_id
 
     def put_back(self, session_id: str, queue_name: str) -> None:
         """Offer again a session this worker could not take, behind the others waiting, for another worker."""
@@ -169,13 +162,17 @@ class RedisSessionChannels:
 
     def offered(self, queue_name: str) -> list[str]:
         """The session ids waiting on ``queue_name``, oldest first (tests and diagnostics)."""
-        return [item.decode() for item in reversed(self.redis.lrange(session_queue_key(queue_name), 0, -1))]
+        return [item.decode() for item in reversed(self.redis.lrange(keys.session_queue(queue_name), 0, -1))]
 
     def end(self, session_id: str) -> None:
         """The session is over: mark it closed and let its record and streams expire shortly."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(_key(session_id), "state", "closed")
-        for key in (_key(session_id), _key(session_id, ":in"), _key(session_id, ":out")):
+        pipe.hset(keys.session(session_id), "state", "closed")
+        for key in (
+            keys.session(session_id),
+            keys.session_stream(session_id, "in"),
+            keys.session_stream(session_id, "out"),
+        ):
             pipe.expire(key, CLOSED_TTL_S)
         pipe.execute()
 

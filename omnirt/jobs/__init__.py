@@ -1,1 +1,2 @@
-"""Jobs: the record of one request through the fleet (``job``) and where records live (``store``)."""
+"""Jobs: the record of one request through the fleet (``job``), where records live (``store``), which worker
+processes are alive to run them (``workers``), and how long their stages took (``stats``)."""

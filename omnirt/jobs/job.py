@@ -47,6 +47,8 @@ class Job:
     queue: str
     request: dict[str, Any]
     trace_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: the W3C traceparent of the submit's span (tracing on): where the worker's job span continues the trace.
+    traceparent: str | None = None
     attempts: int = 0
     worker_id: str | None = None
     enqueued_at_ms: int = field(default_factory=now_ms)

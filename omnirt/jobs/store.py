@@ -8,9 +8,8 @@ Both stores have the same methods, and every state change is atomic (a Lua scrip
 * ``finish`` ends a running job; ``cancel`` ends a queued job or flags a running one;
 * ``requeue_if_orphaned`` puts a job whose worker died back in the queue (or fails it) for the reaper.
 
-Redis keys: ``omnirt:job:<id>`` (hash), ``omnirt:jobs`` (all ids by enqueue time), ``omnirt:jobs:queued`` and
-``omnirt:jobs:running`` (ids by time), ``omnirt:idem:<key>`` (idempotency), ``omnirt:stats:jobs`` (counts per state
-and model), ``omnirt:proc:<worker id>`` (a worker process's heartbeat, written by :mod:`omnirt.workers.heartbeat`).
+Redis keys (a job's hash, the job index sets, idempotency keys, the per-state counts; see :mod:`omnirt.keys`) are
+touched only by atomic Lua scripts that get every key through ``KEYS``.
 """
 
 from __future__ import annotations
@@ -21,11 +20,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
+from omnirt import keys
 from omnirt.contracts.types import StageEvent
-from omnirt.events.bus import encode, job_event, stream_key
+from omnirt.events.bus import encode, job_event
 from omnirt.jobs.job import TERMINAL_STATES, Job, JobState, now_ms
-
-PREFIX = "omnirt"
 
 
 class Claim(enum.StrEnum):
@@ -39,14 +37,6 @@ class CancelOutcome(enum.StrEnum):
     REQUESTED = "requested"  # is running; it stops at its next step
     FINISHED = "finished"  # already terminal
     MISSING = "missing"
-
-
-def job_key(job_id: str) -> str:
-    return f"{PREFIX}:job:{job_id}"
-
-
-def process_key(worker_id: str) -> str:
-    return f"{PREFIX}:proc:{worker_id}"
 
 
 WORKER_LOST = "the worker running this job stopped (heartbeat lost)"
@@ -69,38 +59,43 @@ class JobStore(Protocol):
     def cancel(self, job_id: str) -> tuple[CancelOutcome, Job | None]: ...
     def cancel_requested(self, job_id: str) -> bool: ...
     def running(self) -> list[tuple[str, str | None]]: ...
-    def requeue_if_orphaned(self, job_id: str, max_attempts: int) -> JobState | None: ...
+    def requeue_if_orphaned(self, job_id: str, max_attempts: int, *, holder: str | None = None) -> JobState | None: ...
     def counts(self) -> dict[tuple[str, str], int]: ...
     def oldest_queued_ms(self) -> int | None: ...
     def ping(self) -> None: ...
 
 
 # -- Redis ------------------------------------------------------------------------------------------------------------
+#
+# Every key a script touches comes in KEYS (built by omnirt.keys); a job's holder is read from its record, so a script
+# that must check the holder's heartbeat is called with the process key of the holder the caller expects, and answers
+# {'holder', <actual holder>} when that guess was wrong (the caller calls again with the right key).
 
-# KEYS[1] job hash, KEYS[2] its event stream; ARGV: prefix, id, idempotency key or '', ttl, enqueued ms, model,
-# number of hash items n, stream maxlen, (unused), n hash items, then the first event's fields (if any).
+# KEYS: job hash, its event stream, all jobs, queued jobs, job counts, [the idempotency key]. ARGV: id, ttl, enqueued
+# ms, model, number of hash items n, stream maxlen, n hash items, then the first event's fields (if any).
 # Returns {1, id} when created, {0, existing id} for a reused id or idempotency key. One round trip.
 _CREATE = """
-if ARGV[3] ~= '' then
-  local holder = redis.call('GET', ARGV[1] .. ':idem:' .. ARGV[3])
+if #KEYS >= 6 then
+  local holder = redis.call('GET', KEYS[6])
   if holder then return {0, holder} end
 end
-if redis.call('EXISTS', KEYS[1]) == 1 then return {0, ARGV[2]} end
-local n = tonumber(ARGV[7])
-redis.call('HSET', KEYS[1], unpack(ARGV, 10, 9 + n))
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-if #ARGV > 9 + n then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*', unpack(ARGV, 10 + n))
-  redis.call('EXPIRE', KEYS[2], ARGV[4])
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0, ARGV[1]} end
+local n = tonumber(ARGV[5])
+redis.call('HSET', KEYS[1], unpack(ARGV, 7, 6 + n))
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+if #ARGV > 6 + n then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', unpack(ARGV, 7 + n))
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
 end
-if ARGV[3] ~= '' then redis.call('SET', ARGV[1] .. ':idem:' .. ARGV[3], ARGV[2], 'EX', ARGV[4]) end
-redis.call('ZADD', ARGV[1] .. ':jobs', ARGV[5], ARGV[2])
-redis.call('ZADD', ARGV[1] .. ':jobs:queued', ARGV[5], ARGV[2])
-redis.call('HINCRBY', ARGV[1] .. ':stats:jobs', 'queued|' .. ARGV[6], 1)
-return {1, ARGV[2]}
+if #KEYS >= 6 then redis.call('SET', KEYS[6], ARGV[1], 'EX', ARGV[2]) end
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
+redis.call('HINCRBY', KEYS[5], 'queued|' .. ARGV[4], 1)
+return {1, ARGV[1]}
 """
 
-# KEYS[1] job hash; ARGV: prefix, worker id, max attempts, now, ttl. Returns {outcome, attempts}.
+# KEYS: job hash, queued jobs, running jobs, job counts, [the expected holder's heartbeat]. ARGV: worker id, max
+# attempts, now, ttl, error json, expected holder or ''. Returns {outcome, attempts[, record]} or {'holder', 0, holder}.
 _CLAIM = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'skip', 0} end
@@ -110,54 +105,57 @@ local id = redis.call('HGET', KEYS[1], 'id')
 local model = redis.call('HGET', KEYS[1], 'model')
 if state == 'running' then
   local holder = redis.call('HGET', KEYS[1], 'worker_id')
-  if holder and redis.call('EXISTS', ARGV[1] .. ':proc:' .. holder) == 1 then return {'skip', 0} end
+  if holder then
+    if holder ~= ARGV[6] or #KEYS < 5 then return {'holder', 0, holder} end
+    if redis.call('EXISTS', KEYS[5]) == 1 then return {'skip', 0} end
+  end
 end
 local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
-if attempts >= tonumber(ARGV[3]) then
-  redis.call('HSET', KEYS[1], 'state', 'failed', 'finished_at_ms', ARGV[4], 'error', ARGV[6])
-  redis.call('EXPIRE', KEYS[1], ARGV[5])
-  redis.call('ZREM', ARGV[1] .. ':jobs:running', id)
-  redis.call('ZREM', ARGV[1] .. ':jobs:queued', id)
-  redis.call('HINCRBY', ARGV[1] .. ':stats:jobs', state .. '|' .. model, -1)
-  redis.call('HINCRBY', ARGV[1] .. ':stats:jobs', 'failed|' .. model, 1)
+if attempts >= tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 'state', 'failed', 'finished_at_ms', ARGV[3], 'error', ARGV[5])
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('HINCRBY', KEYS[4], state .. '|' .. model, -1)
+  redis.call('HINCRBY', KEYS[4], 'failed|' .. model, 1)
   return {'exhausted', attempts}
 end
-redis.call('HSET', KEYS[1], 'state', 'running', 'worker_id', ARGV[2], 'started_at_ms', ARGV[4],
+redis.call('HSET', KEYS[1], 'state', 'running', 'worker_id', ARGV[1], 'started_at_ms', ARGV[3],
            'attempts', attempts + 1)
 local record = redis.call('HGETALL', KEYS[1])
-redis.call('ZREM', ARGV[1] .. ':jobs:queued', id)
-redis.call('ZADD', ARGV[1] .. ':jobs:running', ARGV[4], id)
+redis.call('ZREM', KEYS[2], id)
+redis.call('ZADD', KEYS[3], ARGV[3], id)
 if state == 'queued' then
-  redis.call('HINCRBY', ARGV[1] .. ':stats:jobs', 'queued|' .. model, -1)
-  redis.call('HINCRBY', ARGV[1] .. ':stats:jobs', 'running|' .. model, 1)
+  redis.call('HINCRBY', KEYS[4], 'queued|' .. model, -1)
+  redis.call('HINCRBY', KEYS[4], 'running|' .. model, 1)
 end
 return {'run', attempts + 1, record}
 """
 
-# KEYS[1] job hash, KEYS[2] its event stream; ARGV: prefix, new state, now, ttl, result json or '', error json or '',
-# allowed from-states csv, stream maxlen, stream ttl, then the terminal event's fields (if any), appended atomically
-# with the state change: a job's record and its terminal event never disagree.
+# KEYS: job hash, its event stream, running jobs, queued jobs, job counts. ARGV: new state, now, ttl, result json or
+# '', error json or '', allowed from-states csv, stream maxlen, stream ttl, then the terminal event's fields (if any),
+# appended atomically with the state change: a job's record and its terminal event never disagree.
 _FINISH = """
 local state = redis.call('HGET', KEYS[1], 'state')
-if not state or not string.find(',' .. ARGV[7] .. ',', ',' .. state .. ',', 1, true) then return 0 end
+if not state or not string.find(',' .. ARGV[6] .. ',', ',' .. state .. ',', 1, true) then return 0 end
 local id = redis.call('HGET', KEYS[1], 'id')
 local model = redis.call('HGET', KEYS[1], 'model')
-redis.call('HSET', KEYS[1], 'state', ARGV[2], 'finished_at_ms', ARGV[3])
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'result', ARGV[5]) end
-if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[6]) end
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('ZREM', ARGV[1] .. ':jobs:running', id)
-redis.call('ZREM', ARGV[1] .. ':jobs:queued', id)
-redis.call('HINCRBY', ARGV[1] .. ':stats:jobs', state .. '|' .. model, -1)
-redis.call('HINCRBY', ARGV[1] .. ':stats:jobs', ARGV[2] .. '|' .. model, 1)
-if #ARGV > 9 then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*', unpack(ARGV, 10))
-  redis.call('EXPIRE', KEYS[2], ARGV[9])
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'finished_at_ms', ARGV[2])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'result', ARGV[4]) end
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[5]) end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('ZREM', KEYS[3], id)
+redis.call('ZREM', KEYS[4], id)
+redis.call('HINCRBY', KEYS[5], state .. '|' .. model, -1)
+redis.call('HINCRBY', KEYS[5], ARGV[1] .. '|' .. model, 1)
+if #ARGV > 8 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*', unpack(ARGV, 9))
+  redis.call('EXPIRE', KEYS[2], ARGV[8])
 end
 return 1
 """
 
-# KEYS[1] job hash; ARGV: prefix. Returns 'requested' or 'finished' for a running/terminal job, 'queued' otherwise.
+# KEYS: job hash. Returns 'requested' or 'finished' for a running/terminal job, 'queued' otherwise.
 _REQUEST_CANCEL = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return 'missing' end
@@ -169,38 +167,50 @@ if state == 'queued' then return 'queued' end
 return 'finished'
 """
 
-# KEYS[1] job hash; ARGV: prefix, max attempts, now, ttl, error json. Requeue or fail a running job whose
-# worker heartbeat is gone. Returns the new state, or '' when nothing changed.
+# KEYS: job hash, running jobs, queued jobs, job counts, [the expected holder's heartbeat]. ARGV: max attempts, now,
+# ttl, error json, expected holder or ''. Requeue or fail a running job whose worker heartbeat is gone. Returns the
+# new state, '' when nothing changed, or {'holder', holder} when the expected holder was wrong.
 _REQUEUE = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'running' then return '' end
 local holder = redis.call('HGET', KEYS[1], 'worker_id')
-if holder and redis.call('EXISTS', ARGV[1] .. ':proc:' .. holder) == 1 then return '' end
+if holder then
+  if holder ~= ARGV[5] or #KEYS < 5 then return {'holder', holder} end
+  if redis.call('EXISTS', KEYS[5]) == 1 then return '' end
+end
 local id = redis.call('HGET', KEYS[1], 'id')
 local model = redis.call('HGET', KEYS[1], 'model')
 local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
-redis.call('ZREM', ARGV[1] .. ':jobs:running', id)
-redis.call('HINCRBY', ARGV[1] .. ':stats:jobs', 'running|' .. model, -1)
-if attempts >= tonumber(ARGV[2]) or redis.call('HGET', KEYS[1], 'cancel_requested') == '1' then
+redis.call('ZREM', KEYS[2], id)
+redis.call('HINCRBY', KEYS[4], 'running|' .. model, -1)
+if attempts >= tonumber(ARGV[1]) or redis.call('HGET', KEYS[1], 'cancel_requested') == '1' then
   local final = 'failed'
   if redis.call('HGET', KEYS[1], 'cancel_requested') == '1' then final = 'cancelled' end
-  redis.call('HSET', KEYS[1], 'state', final, 'finished_at_ms', ARGV[3], 'error', ARGV[5])
-  redis.call('EXPIRE', KEYS[1], ARGV[4])
-  redis.call('HINCRBY', ARGV[1] .. ':stats:jobs', final .. '|' .. model, 1)
+  redis.call('HSET', KEYS[1], 'state', final, 'finished_at_ms', ARGV[2], 'error', ARGV[4])
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+  redis.call('HINCRBY', KEYS[4], final .. '|' .. model, 1)
   return final
 end
 redis.call('HSET', KEYS[1], 'state', 'queued')
 redis.call('HDEL', KEYS[1], 'worker_id')
-redis.call('ZADD', ARGV[1] .. ':jobs:queued', ARGV[3], id)
-redis.call('HINCRBY', ARGV[1] .. ':stats:jobs', 'queued|' .. model, 1)
+redis.call('ZADD', KEYS[3], ARGV[2], id)
+redis.call('HINCRBY', KEYS[4], 'queued|' .. model, 1)
 return 'queued'
 """
+
+#: How often a script is called again when a job's holder changed between the guess and the call.
+_HOLDER_TRIES = 4
 
 
 def _error_json(code: str, message: str) -> str:
     import json
 
     return json.dumps({"code": code, "message": message, "details": {}})
+
+
+def _with_holder(base: list[str], holder: str) -> list[str]:
+    """``base`` keys, plus the heartbeat key of ``holder`` when one is expected."""
+    return [*base, keys.process(holder)] if holder else base
 
 
 class RedisJobStore:
@@ -222,18 +232,18 @@ class RedisJobStore:
         """Record a queued job and, in the same step, its first event (``job_enqueued``)."""
         fields = [item for pair in job.to_hash().items() for item in pair]
         event_fields = [item for pair in encode(event).items() for item in pair] if event is not None else []
+        script_keys = [keys.job(job.id), keys.job_events(job.id), keys.jobs(), keys.jobs_queued(), keys.job_stats()]
+        if job.idempotency_key:
+            script_keys.append(keys.idempotency(job.idempotency_key))
         created, existing_id = self._create(
-            keys=[job_key(job.id), stream_key(job.id)],
+            keys=script_keys,
             args=[
-                PREFIX,
                 job.id,
-                job.idempotency_key or "",
                 self.ttl_s,
                 job.enqueued_at_ms,
                 job.model,
                 len(fields),
                 self.events_maxlen,
-                "",
                 *fields,
                 *event_fields,
             ],
@@ -242,20 +252,20 @@ class RedisJobStore:
             return job, True
         existing = self.get(existing_id)
         if existing is None:  # the record expired under its idempotency key: start afresh
-            self.redis.delete(f"{PREFIX}:idem:{job.idempotency_key}")
+            self.redis.delete(keys.idempotency(job.idempotency_key or ""))
             return self.create(job, event=event)
         return existing, False
 
     def get(self, job_id: str) -> Job | None:
-        raw = self.redis.hgetall(job_key(job_id))
+        raw = self.redis.hgetall(keys.job(job_id))
         return Job.from_hash(raw) if raw and "state" in raw else None
 
     def list(self, *, state: str | None, model: str | None, limit: int, offset: int) -> tuple[list[Job], int]:
         """Newest first. Returns (page, total matching before paging)."""
-        ids = self.redis.zrevrange(f"{PREFIX}:jobs", 0, -1)
+        ids = self.redis.zrevrange(keys.jobs(), 0, -1)
         pipe = self.redis.pipeline()
         for job_id in ids:
-            pipe.hgetall(job_key(job_id))
+            pipe.hgetall(keys.job(job_id))
         jobs, expired = [], []
         for job_id, raw in zip(ids, pipe.execute(), strict=True):
             if not raw or "state" not in raw:
@@ -265,14 +275,22 @@ class RedisJobStore:
             if (state is None or job.state.value == state) and (model is None or job.model == model):
                 jobs.append(job)
         if expired:
-            self.redis.zrem(f"{PREFIX}:jobs", *expired)
+            self.redis.zrem(keys.jobs(), *expired)
         return jobs[offset : offset + limit], len(jobs)
 
     def claim(self, job_id: str, worker_id: str, max_attempts: int) -> tuple[Claim, Job | None]:
-        reply = self._claim(
-            keys=[job_key(job_id)],
-            args=[PREFIX, worker_id, max_attempts, now_ms(), self.ttl_s, _error_json("worker_lost", WORKER_LOST)],
-        )
+        base = [keys.job(job_id), keys.jobs_queued(), keys.jobs_running(), keys.job_stats()]
+        holder = ""
+        for _ in range(_HOLDER_TRIES):
+            reply = self._claim(
+                keys=_with_holder(base, holder),
+                args=[worker_id, max_attempts, now_ms(), self.ttl_s, _error_json("worker_lost", WORKER_LOST), holder],
+            )
+            if reply[0] != "holder":
+                break
+            holder = reply[2]
+        else:
+            return Claim.SKIP, self.get(job_id)  # its holder keeps changing: someone else is on it
         if reply[0] == Claim.RUN.value:  # the script returns the record it just wrote: no second round trip
             flat = reply[2]
             return Claim.RUN, Job.from_hash(dict(zip(flat[::2], flat[1::2], strict=True)))
@@ -293,9 +311,8 @@ class RedisJobStore:
         allowed = "queued,running" if state == JobState.CANCELLED else "running"
         fields = [item for pair in encode(event).items() for item in pair] if event is not None else []
         done = self._finish(
-            keys=[job_key(job_id), stream_key(job_id)],
+            keys=[keys.job(job_id), keys.job_events(job_id), keys.jobs_running(), keys.jobs_queued(), keys.job_stats()],
             args=[
-                PREFIX,
                 state.value,
                 now_ms(),
                 self.ttl_s,
@@ -310,7 +327,7 @@ class RedisJobStore:
         return bool(done)
 
     def cancel(self, job_id: str) -> tuple[CancelOutcome, Job | None]:
-        outcome = self._request_cancel(keys=[job_key(job_id)], args=[PREFIX])
+        outcome = self._request_cancel(keys=[keys.job(job_id)])
         if outcome == "queued":
             if self.finish(job_id, JobState.CANCELLED, event=job_event("job_cancelled", job_id=job_id)):
                 return CancelOutcome.CANCELLED, self.get(job_id)
@@ -318,24 +335,31 @@ class RedisJobStore:
         return CancelOutcome(outcome), self.get(job_id)
 
     def cancel_requested(self, job_id: str) -> bool:
-        return self.redis.hget(job_key(job_id), "cancel_requested") == "1"
+        return self.redis.hget(keys.job(job_id), "cancel_requested") == "1"
 
     def running(self) -> list[tuple[str, str | None]]:
-        ids = self.redis.zrange(f"{PREFIX}:jobs:running", 0, -1)
+        ids = self.redis.zrange(keys.jobs_running(), 0, -1)
         pipe = self.redis.pipeline()
         for job_id in ids:
-            pipe.hget(job_key(job_id), "worker_id")
+            pipe.hget(keys.job(job_id), "worker_id")
         return list(zip(ids, pipe.execute(), strict=True))
 
-    def requeue_if_orphaned(self, job_id: str, max_attempts: int) -> JobState | None:
-        outcome = self._requeue(
-            keys=[job_key(job_id)],
-            args=[PREFIX, max_attempts, now_ms(), self.ttl_s, _error_json("worker_lost", WORKER_LOST)],
-        )
-        return JobState(outcome) if outcome else None
+    def requeue_if_orphaned(self, job_id: str, max_attempts: int, *, holder: str | None = None) -> JobState | None:
+        """``holder``: the worker the caller saw running the job (saves a round trip when right)."""
+        base = [keys.job(job_id), keys.jobs_running(), keys.jobs_queued(), keys.job_stats()]
+        expected = holder or ""
+        for _ in range(_HOLDER_TRIES):
+            outcome = self._requeue(
+                keys=_with_holder(base, expected),
+                args=[max_attempts, now_ms(), self.ttl_s, _error_json("worker_lost", WORKER_LOST), expected],
+            )
+            if not isinstance(outcome, list):
+                return JobState(outcome) if outcome else None
+            expected = outcome[1]
+        return None
 
     def counts(self) -> dict[tuple[str, str], int]:
-        raw = self.redis.hgetall(f"{PREFIX}:stats:jobs")
+        raw = self.redis.hgetall(keys.job_stats())
         counts = {}
         for field, value in raw.items():
             state, _, model = field.partition("|")
@@ -343,7 +367,7 @@ class RedisJobStore:
         return counts
 
     def oldest_queued_ms(self) -> int | None:
-        oldest = self.redis.zrange(f"{PREFIX}:jobs:queued", 0, 0, withscores=True)
+        oldest = self.redis.zrange(keys.jobs_queued(), 0, 0, withscores=True)
         return int(oldest[0][1]) if oldest else None
 
 
@@ -464,7 +488,7 @@ class MemoryJobStore:
         with self._lock:
             return [(job.id, job.worker_id) for job in self._jobs.values() if job.state == JobState.RUNNING]
 
-    def requeue_if_orphaned(self, job_id: str, max_attempts: int) -> JobState | None:
+    def requeue_if_orphaned(self, job_id: str, max_attempts: int, *, holder: str | None = None) -> JobState | None:
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None or job.state != JobState.RUNNING or (job.worker_id and self.is_alive(job.worker_id)):

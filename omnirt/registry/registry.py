@@ -1,7 +1,9 @@
 """The model registry: ``@register_model``, lookup by (id, task), aliases and tiers.
 
 Model families register themselves when :mod:`omnirt.models` is imported; importing a family must not import torch,
-so the API can validate requests without it.
+so the API can validate requests without it. The registry sits below the models that register into it: it imports
+the family package by name on first use (:data:`MODEL_PACKAGES`, then ``OMNIRT_PLUGINS``), never by an import
+statement.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from omnirt.registry.spec import TASK_PRIORITY, TIERS, ModelCapabilities, ModelS
 
 _REGISTRY: dict[tuple[str, str], ModelSpec] = {}
 _LOADED = False
+
+#: The packages whose import registers the built-in model families.
+MODEL_PACKAGES = ("omnirt.models",)
 
 PipelineClass = TypeVar("PipelineClass", bound=type)
 
@@ -64,15 +69,16 @@ def register_model(
 
 
 def ensure_models_loaded() -> None:
-    """Import every model family once, so that each registers itself, then the modules in ``OMNIRT_PLUGINS``
-    (comma-separated import paths), which may register more."""
+    """Import every model family once (:data:`MODEL_PACKAGES`), so that each registers itself, then the modules in
+    ``OMNIRT_PLUGINS`` (comma-separated import paths), which may register more."""
     global _LOADED
     if not _LOADED:
         import importlib
 
-        import omnirt.models  # noqa: F401 - imported for its registrations
         from omnirt.settings import Settings
 
+        for package in MODEL_PACKAGES:
+            importlib.import_module(package)
         _LOADED = True
         for module in Settings.value("plugins"):
             importlib.import_module(module)

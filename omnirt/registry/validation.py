@@ -20,9 +20,9 @@ from omnirt.registry.limits import limit_errors, limits_for
 from omnirt.registry.presets import PRESETS, preset_config
 from omnirt.registry.registry import get_model, nearby_models, tasks_of
 from omnirt.registry.spec import ModelSpec
+from omnirt.runtime.placement import OFFLOAD_SWITCHES, parse_device_map, parse_devices
 
 PATH_INPUTS = ("image", "mask", "audio")
-OFFLOAD_SWITCHES = ("enable_model_cpu_offload", "enable_sequential_cpu_offload", "enable_group_offload")
 DTYPES = ("fp16", "bf16", "fp32")
 
 # key -> (expected python types, predicate, description of the valid range)
@@ -159,38 +159,6 @@ def resolve_config(
         )
     config.update(user)
     return config, preset
-
-
-def parse_device_map(value: Any) -> Any:
-    """``balanced|auto|sequential``, a mapping, a JSON object, or ``comp:dev,comp:dev`` (digits become ints)."""
-    if isinstance(value, dict):
-        return value
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("device_map must be balanced, auto, sequential, a JSON object or 'component:device,...'")
-    text = value.strip()
-    if text in ("balanced", "auto", "sequential"):
-        return text
-    if text.startswith("{"):
-        parsed = json.loads(text)
-        if not isinstance(parsed, dict):
-            raise ValueError("device_map JSON must be an object")
-        return parsed
-    mapping: dict[str, Any] = {}
-    for part in text.split(","):
-        component, sep, device = part.partition(":")
-        if not sep or not component.strip() or not device.strip():
-            raise ValueError(f"device_map entry '{part}' is not 'component:device'")
-        device = device.strip()
-        mapping[component.strip()] = int(device) if device.isdigit() else device
-    return mapping
-
-
-def parse_devices(value: Any) -> list[str]:
-    if isinstance(value, (list, tuple)) and all(isinstance(item, (str, int)) for item in value):
-        return [str(item) for item in value]
-    if isinstance(value, str) and value.strip():
-        return [item.strip() for item in value.split(",") if item.strip()]
-    raise ValueError("devices must be a list or a comma-separated string")
 
 
 def _check_values(result: ValidationResult, config: dict[str, Any]) -> None:

@@ -68,6 +68,18 @@ class WarmPipelineCache:
                     pass
             return entry, False
 
+    def resize(self, max_entries: int, *, idle_unload_s: float, memory_budget_gb: float) -> None:
+        """Take new limits, keeping what is loaded (least recently used idle entries leave if now too many)."""
+        with self._lock:
+            self.max_entries = max_entries
+            self.idle_unload_s = idle_unload_s
+            self.memory_budget_gb = memory_budget_gb
+            evicted = False
+            while len(self._entries) > self.max_entries and self._evict_one():
+                evicted = True
+        if evicted:
+            _release_memory()
+
     def make_room(self, needed_gb: float) -> None:
         """Evict least-recently-used idle entries until ``needed_gb`` more fits the memory budget."""
         if self.memory_budget_gb <= 0:

@@ -42,9 +42,13 @@ def make_celery(settings: Settings) -> Celery:
         task_create_missing_queues=True,
         worker_max_tasks_per_child=None,
     )
+    from omnirt.tasks.dispatch import get_backplane
+    from omnirt.tasks.routing import candidate_queues
+    from omnirt.tracing import install_celery_propagation
     from omnirt.workers.lifecycle import install
 
-    install(app)
+    install(app, backplane=get_backplane, candidate_queues=candidate_queues)
+    install_celery_propagation()  # traceparent in task headers, a span per task, JSON logs (omnirt.tracing)
     return app
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from omnirt.backplane import get_backplane
-from omnirt.runtime.engine import get_default_engine
+from omnirt.tasks.dispatch import get_backplane
+from omnirt.workers.engine import get_default_engine
 from omnirt.workers.executor import execute_job
 from omnirt.workers.lifecycle import process_worker_id
 

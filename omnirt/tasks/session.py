@@ -13,7 +13,7 @@ from typing import Any
 
 from celery import shared_task
 
-from omnirt.backplane import get_backplane
+from omnirt.tasks.dispatch import get_backplane
 
 
 @shared_task(name="omnirt.session", bind=True, acks_late=False, ignore_result=True)

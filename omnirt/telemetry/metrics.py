@@ -9,6 +9,9 @@ however many gunicorn workers serve ``/metrics``:
 * ``omnirt_stage_duration_ms{stage,model}``: a histogram of run stages (load, denoise_loop, decode, ...);
 * ``omnirt_live_workers{queue}``: worker processes with a live heartbeat, per queue.
 
+A scrape reads counters kept up to date where they change (the job counts hash, the worker index, the queue lists,
+the stage histogram hash): a fixed number of Redis commands, never a scan of the keyspace.
+
 Under gunicorn, set ``PROMETHEUS_MULTIPROC_DIR`` (``omnirt serve`` does) and the route metrics of all workers are
 merged.
 """
@@ -16,7 +19,6 @@ merged.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections import defaultdict
 from typing import Any
@@ -25,23 +27,8 @@ from flask import Flask, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
-from omnirt.backplane import STAGE_BUCKETS_MS
-
-_local_stages: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
-_local_lock = threading.Lock()
-
-
-def observe_stage_locally(model: str, timings: dict[str, float]) -> None:
-    """Embedded mode: keep stage histograms in this process."""
-    with _local_lock:
-        for key, milliseconds in timings.items():
-            bucket = _local_stages[(key.removesuffix("_ms"), model)]
-            bucket["sum"] += milliseconds
-            bucket["count"] += 1
-            for bound in STAGE_BUCKETS_MS:
-                if milliseconds <= bound:
-                    bucket[f"in_{bound}"] += 1
-                    break
+from omnirt.jobs.stats import STAGE_BUCKETS_MS
+from omnirt.telemetry import realtime
 
 
 class FleetCollector:
@@ -92,7 +79,7 @@ class FleetCollector:
         histogram = HistogramMetricFamily(
             "omnirt_stage_duration_ms", "Run stage durations in milliseconds.", labels=["stage", "model"]
         )
-        for (stage, model), values in sorted(self._stage_counts().items()):
+        for (stage, model), values in sorted(self.backplane.stages.snapshot().items()):
             buckets, running = [], 0.0
             for bound in STAGE_BUCKETS_MS:  # stored per bucket; Prometheus buckets are cumulative
                 running += values.get(f"in_{bound}", 0.0)
@@ -100,21 +87,6 @@ class FleetCollector:
             buckets.append(("+Inf", values.get("count", 0.0)))
             histogram.add_metric([stage, model], buckets, values.get("sum", 0.0))
         return histogram
-
-    def _stage_counts(self) -> dict[tuple[str, str], dict[str, float]]:
-        redis = self.backplane.redis
-        if redis is None:
-            with _local_lock:
-                return {key: dict(values) for key, values in _local_stages.items()}
-        keys = list(redis.scan_iter(match="omnirt:stats:stage:*", count=500))
-        pipe = redis.pipeline(transaction=False)
-        for key in keys:
-            pipe.hgetall(key)
-        counts = {}
-        for key, values in zip(keys, pipe.execute(), strict=True):
-            stage, _, model = key.removeprefix("omnirt:stats:stage:").partition("|")
-            counts[(stage, model)] = {name: float(value) for name, value in values.items()}
-        return counts
 
 
 def init_app(app: Flask, backplane: Any) -> None:
@@ -128,6 +100,7 @@ def init_app(app: Flask, backplane: Any) -> None:
     )
     app.extensions["omnirt_route_metrics"] = exporter.registry
     fleet = FleetCollector(backplane)
+    workers = realtime.WorkerCollector(backplane)
 
     @app.get("/metrics")
     def metrics() -> Response:
@@ -142,9 +115,10 @@ def init_app(app: Flask, backplane: Any) -> None:
 
             multiprocess.MultiProcessCollector(registry)
         else:
-            for collector in _route_collectors(app):
+            for collector in [*_route_collectors(app), _RegistryProxy(realtime.REGISTRY)]:
                 registry.register(collector)
         registry.register(fleet)
+        registry.register(workers)
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 

@@ -22,13 +22,14 @@ from celery.exceptions import SoftTimeLimitExceeded
 from omnirt.contracts.errors import JobCancelledError, JobTimeoutError, OmniRTError
 from omnirt.contracts.types import GenerateRequest
 from omnirt.events.bus import job_event
-from omnirt.jobs.job import JobState
+from omnirt.jobs.job import Job, JobState
 from omnirt.jobs.store import Claim
 from omnirt.registry.limits import job_time_limit_s
+from omnirt.tracing import StageSpans, current_span_fields, log_context, mark_error, span
 
 if TYPE_CHECKING:
     from omnirt.backplane import Backplane
-    from omnirt.runtime.engine import Engine
+    from omnirt.workers.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,37 @@ def execute_job(job_id: str, *, backplane: Backplane, engine: Engine, worker_id:
     if claim is Claim.EXHAUSTED:
         events.append(job_id, job_event("job_failed", job_id=job_id, error=job.error))
         return JobState.FAILED
-    events.append_later(job_id, job_event("job_started", job_id=job_id, worker_id=worker_id, attempt=job.attempts))
+    parent = {"traceparent": job.traceparent} if job.traceparent else None
+    attributes = {
+        "omnirt.job_id": job_id,
+        "omnirt.model": job.model,
+        "omnirt.task": job.task,
+        "omnirt.queue": job.queue,
+    }
+    with (
+        log_context(job_id=job_id, trace_id=job.trace_id),
+        span(f"job {job.model}", parent=parent, attributes={**attributes, "omnirt.attempt": job.attempts}) as job_span,
+    ):
+        stages = StageSpans()
+        try:
+            state = _run_claimed(job, backplane=backplane, engine=engine, worker_id=worker_id, stages=stages)
+        finally:
+            stages.close(error="the job ended inside this stage")
+        if state is not None and state is not JobState.SUCCEEDED:
+            mark_error(job_span, state.value)
+        log.info("job %s: %s", job_id, state.value if state else "dropped")
+        return state
+
+
+def _run_claimed(
+    job: Job, *, backplane: Backplane, engine: Engine, worker_id: str, stages: StageSpans
+) -> JobState | None:
+    store, events, job_id = backplane.store, backplane.events, job.id
+    started = current_span_fields()  # the job span's ids, for GET /v1/jobs/{id}/trace
+    log.info("job %s: running %s on %s (attempt %d)", job_id, job.model, worker_id, job.attempts)
+    events.append_later(
+        job_id, job_event("job_started", job_id=job_id, worker_id=worker_id, attempt=job.attempts, **started)
+    )
 
     last_poll = [time.monotonic(), False]  # a cancel before the start was seen by claim()
     time_limit_s = job_time_limit_s(job.model, job.task, backplane.settings.limits)
@@ -64,7 +95,7 @@ def execute_job(job_id: str, *, backplane: Backplane, engine: Engine, worker_id:
         result = engine.run(
             request,
             backend=job.backend,
-            on_event=lambda event: events.append_later(job_id, event),
+            on_event=lambda event: (stages(event), events.append_later(job_id, event)),
             should_cancel=should_cancel,
             job_id=job_id,
             run_dir=backplane.settings.artifact_dir.resolve() / job_id,

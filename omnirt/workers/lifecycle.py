@@ -1,14 +1,18 @@
 """How a Celery worker becomes an OmniRT worker: a bootstep and a signal, no subclassing.
 
+:func:`install` adds both to a Celery app; the app's owner (:mod:`omnirt.tasks.app`) passes in how to reach this
+process's backplane and which queues can serve a model, so this package never imports the tasks above it.
+
 * :class:`OmniRTStep` (a worker bootstep) runs in the main worker process before the pool starts. It publishes the
-  node name, queues and device to the environment, so pool children inherit them. For pools that run tasks in the
-  main process (solo, threads) it starts the process services there.
+  node name and queues to the environment (``OMNIRT_WORKER_NODE``, ``OMNIRT_WORKER_QUEUES``), so pool children
+  inherit them. For pools that run tasks in the main process (solo, threads) it starts the process services there.
 * ``worker_process_init`` starts the process services in each prefork child, the process that runs tasks: models
   load there, never in the parent that forks.
 
-The process services: a heartbeat (device, queues, loaded models, sessions, memory), the reaper, the session
-consumer (realtime sessions taken beside the job slot, :class:`omnirt.workers.sessions.SessionConsumer`), preloading
-of ``OMNIRT_PRELOAD`` models, and the warm cache's idle unload. They stop with the process (``worker_process_shutdown``
+The process services: the engine sized from the settings (:func:`omnirt.workers.engine.configure_process`, as in the
+embedded server), a heartbeat (device, queues, loaded models, sessions, memory) that also runs the warm cache's idle
+unload, the reaper, preloading of ``OMNIRT_PRELOAD`` models, and the session consumer (realtime sessions taken beside
+the job slot, :class:`omnirt.workers.sessions.SessionConsumer`). They stop with the process (``worker_process_shutdown``
 in a prefork child, the bootstep's ``stop`` otherwise).
 """
 
@@ -18,10 +22,18 @@ import logging
 import os
 import socket
 import threading
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from celery import bootsteps
 from celery.signals import worker_process_init, worker_process_shutdown
+
+from omnirt.settings import Settings
+
+if TYPE_CHECKING:
+    from omnirt.backplane import Backplane
+    from omnirt.registry.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +42,19 @@ _heartbeat: Any = None
 _session_consumer: Any = None
 
 
+@dataclass(frozen=True)
+class Wiring:
+    """What a worker process needs from the layers above the workers, handed in by :func:`install`."""
+
+    backplane: Callable[[], Backplane]  # this process's backplane, with the dispatcher its mode needs
+    candidate_queues: Callable[[ModelSpec], list[str]]  # every queue that can serve a model
+
+
+_wiring: Wiring | None = None
+
+
 def node_name() -> str:
-    return os.environ.get("OMNIRT_WORKER_NODE") or f"omnirt@{socket.gethostname()}"
+    return Settings.value("worker_node") or f"omnirt@{socket.gethostname()}"
 
 
 def process_worker_id() -> str:
@@ -39,11 +62,11 @@ def process_worker_id() -> str:
 
 
 def worker_queues() -> list[str]:
-    return [name for name in os.environ.get("OMNIRT_WORKER_QUEUES", "").split(",") if name]
+    return list(Settings.value("worker_queues"))
 
 
 def worker_device() -> str:
-    configured = os.environ.get("OMNIRT_WORKER_DEVICE")
+    configured = Settings.value("worker_device")
     if configured:
         return configured
     devices = {name.rsplit(".", 1)[-1] for name in worker_queues() if name.startswith("omnirt.")}
@@ -55,10 +78,10 @@ def describe_process() -> dict[str, Any]:
 
     from omnirt.avatars.names import avatar_readiness
     from omnirt.avatars.scheduler import describe_schedulers
-    from omnirt.runtime.engine import get_default_engine
-    from omnirt.tasks.routing import candidate_queues
+    from omnirt.workers.engine import get_default_engine
     from omnirt.workers.sessions import get_session_host
 
+    assert _wiring is not None, "omnirt.workers.lifecycle.install was not called"
     engine = get_default_engine()
     queues = worker_queues()
     host = get_session_host()
@@ -68,10 +91,10 @@ def describe_process() -> dict[str, Any]:
         "device": worker_device(),
         "queues": queues,
         "loaded_models": engine.loaded_models(),
-        "avatar_models": avatar_readiness(queues, candidate_queues, models_dir=engine.models_dir),
+        "avatar_models": avatar_readiness(queues, _wiring.candidate_queues, models_dir=engine.models_dir),
         "avatar_schedulers": describe_schedulers(),
-        "sessions": {"active": len(host.active), "capacity": host.capacity},
-        "memory": {"rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1)},
+        "sessions": {"active": len(host.active), "capacity": host.capacity, "by_model": host.by_model()},
+        "memory": {"rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1), **engine.device_memory()},
     }
 
 
@@ -81,22 +104,21 @@ def start_process_services() -> None:
     global _heartbeat, _session_consumer
     if _services_started.is_set():
         return
+    if _wiring is None:
+        log.error("OmniRT worker services not started: omnirt.workers.lifecycle.install was not called")
+        return
     _services_started.set()
-    from omnirt.avatars.scheduler import set_frame_lanes
-    from omnirt.backplane import get_backplane
-    from omnirt.runtime.engine import configure_default_engine, get_default_engine
-    from omnirt.settings import Settings, unknown_variables
+    from omnirt.settings import unknown_variables
+    from omnirt.workers.engine import configure_process, preload
     from omnirt.workers.heartbeat import Heartbeat
     from omnirt.workers.reaper import Reaper
     from omnirt.workers.sessions import SessionConsumer, get_session_host
 
-    backplane = get_backplane()
+    backplane = _wiring.backplane()
     settings = backplane.settings
     for warning in unknown_variables():
         log.warning(warning)
-    configure_default_engine(settings)
-    set_frame_lanes(settings.lanes())
-    engine = get_default_engine()
+    engine = configure_process(settings)
     _heartbeat = Heartbeat(
         backplane.workers,
         process_worker_id(),
@@ -106,13 +128,7 @@ def start_process_services() -> None:
         on_beat=(engine.cache.sweep,),
     ).start()
     Reaper(backplane).start()
-    device = worker_device()
-    for model_id in Settings.value("preload"):
-        try:
-            engine.preload(model_id, backend=device if device != "auto" else "auto")
-            log.info("preloaded %s", model_id)
-        except Exception:
-            log.exception("could not preload %s", model_id)
+    preload(engine, settings.preload, device=worker_device())
     if not settings.embedded:  # after preloading: a warm worker takes the sessions offered meanwhile
         _session_consumer = SessionConsumer(
             get_session_host(),
@@ -164,5 +180,11 @@ class OmniRTStep(bootsteps.StartStopStep):
             stop_process_services()
 
 
-def install(app: Any) -> None:
+def install(
+    app: Any, *, backplane: Callable[[], Backplane], candidate_queues: Callable[[ModelSpec], list[str]]
+) -> None:
+    """Make ``app``'s workers OmniRT workers: the bootstep, and the process services started in each process that
+    runs jobs, which reach this process's backplane through ``backplane()``."""
+    global _wiring
+    _wiring = Wiring(backplane=backplane, candidate_queues=candidate_queues)
     app.steps["worker"].add(OmniRTStep)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from omnirt.events.bus import job_event
 from omnirt.jobs.job import JobState
+from omnirt.workers.embedded import in_this_process
 
 if TYPE_CHECKING:
     from omnirt.backplane import Backplane
@@ -25,9 +26,9 @@ def sweep(backplane: Backplane) -> list[tuple[str, JobState]]:
     changed = []
     settings = backplane.settings
     for job_id, worker_id in backplane.store.running():
-        if worker_id and backplane.workers.alive(worker_id):
+        if worker_id and (in_this_process(worker_id) or backplane.workers.alive(worker_id)):
             continue
-        outcome = backplane.store.requeue_if_orphaned(job_id, settings.max_attempts)
+        outcome = backplane.store.requeue_if_orphaned(job_id, settings.max_attempts, holder=worker_id)
         if outcome is None:
             continue
         changed.append((job_id, outcome))

@@ -39,11 +39,12 @@ from omnirt.avatars.scheduler import scheduler_of
 from omnirt.contracts.errors import OmniRTError
 from omnirt.events.channels import Message
 from omnirt.registry.registry import get_model
+from omnirt.tracing import log_context, record_chunk, span
 
 if TYPE_CHECKING:
     from omnirt.backplane import Backplane
     from omnirt.events.channels import RedisSessionChannels
-    from omnirt.runtime.engine import Engine
+    from omnirt.workers.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,23 @@ class SessionHost:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.active: set[str] = set()
+        self.active: dict[str, str] = {}  # session id -> model
         self._lock = threading.Lock()
         self._slot_freed = threading.Condition(self._lock)
+
+    def resize(self, capacity: int) -> None:
+        """Host up to ``capacity`` sessions from now on (sessions already running keep running)."""
+        with self._slot_freed:
+            self.capacity = capacity
+            self._slot_freed.notify_all()
+
+    def by_model(self) -> dict[str, int]:
+        """How many sessions run now, per model."""
+        with self._lock:
+            counts: dict[str, int] = {}
+            for model in self.active.values():
+                counts[model or "unknown"] = counts.get(model or "unknown", 0) + 1
+            return counts
 
     def wait_for_slot(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` until fewer than ``capacity`` sessions run; True when a slot is free."""
@@ -76,11 +91,12 @@ class SessionHost:
         model: str = "",
         fps: float = 0.0,
     ) -> bool:
-        """Start the session if a slot is free and the model's measured capacity covers it."""
+        """Start the session if a slot is free and the model's measured capacity covers ``fps`` more frames per
+        second (not judged without ``fps``: embedded sessions)."""
         with self._lock:
-            if len(self.active) >= self.capacity or (model and not admits(model, fps)):
+            if len(self.active) >= self.capacity or (model and fps and not admits(model, fps)):
                 return False
-            self.active.add(session_id)
+            self.active[session_id] = model
         thread = threading.Thread(
             target=self._run,
             args=(session_id, backplane, engine, worker_id),
@@ -97,7 +113,7 @@ class SessionHost:
             log.exception("session %s failed", session_id)
         finally:
             with self._lock:
-                self.active.discard(session_id)
+                self.active.pop(session_id, None)
                 self._slot_freed.notify_all()
 
 
@@ -106,7 +122,8 @@ _HOST_LOCK = threading.Lock()
 
 
 def get_session_host() -> SessionHost:
-    """This process's session host, sized on first use by ``OMNIRT_SESSION_CAPACITY``."""
+    """This process's session host, sized on first use by ``OMNIRT_SESSION_CAPACITY`` (and by the settings of
+    :func:`omnirt.workers.engine.configure_process`)."""
     global _HOST
     with _HOST_LOCK:
         if _HOST is None:
@@ -228,7 +245,12 @@ def run_session(session_id: str, *, backplane: Backplane, engine: Engine, worker
         return
     try:
         out(Kind.READY, spec=spec.to_dict(), worker_id=worker_id, session=session.describe())
-        _serve(session_id, session, spec, inbound, out, backplane, float(record.get("created_ms", time.time() * 1000)))
+        with (
+            log_context(session_id=session_id),
+            span(f"session {spec.model}", attributes={"omnirt.session_id": session_id, "omnirt.worker_id": worker_id}),
+        ):
+            created_ms = float(record.get("created_ms", time.time() * 1000))
+            _serve(session_id, session, spec, inbound, out, backplane, created_ms)
     finally:
         try:
             session.close()
@@ -261,6 +283,7 @@ def _serve(
         if chunk_index == 0:
             meta["ttff_ms"] = round(time.time() * 1000 - created_ms, 3)
         out(Kind.VIDEO, payload, **meta)
+        record_chunk(chunk_index, started, rendered, time.perf_counter(), **{"omnirt.frames": len(frames)})
         chunk_index += 1
 
     while True:

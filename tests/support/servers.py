@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-HEARTBEAT_ENV = {"OMNIRT_HEARTBEAT_INTERVAL_S": "0.3", "OMNIRT_HEARTBEAT_TTL_S": "1.2"}
+HEARTBEAT_ENV = {"OMNIRT_HEARTBEAT_INTERVAL_S": "0.3", "OMNIRT_HEARTBEAT_TTL_S": "2.5"}  # above a GIL-holding decode
 
 
 def free_port() -> int:

@@ -3,7 +3,7 @@
 OmniRT does not re-implement FlashTalk: a worker either connects to an upstream FlashTalk server that is already
 running (``OMNIRT_FLASHTALK_UPSTREAM=ws://host:port``, proxy mode), or launches and supervises one itself
 (``OMNIRT_FLASHTALK_COMMAND``, e.g. ``torchrun --nproc_per_node=8 flashtalk_ws_server.py --port {port}``; resident
-mode, see :mod:`omnirt.workers.resident`). Each OmniRT session opens one upstream connection and speaks the
+mode, see :mod:`omnirt.runtime.resident`). Each OmniRT session opens one upstream connection and speaks the
 FlashTalk protocol on it: ``init``/``init_ok``, then one ``AUDI`` → one ``VIDX`` per chunk. The upstream server is
 single-session, so one worker serves one FlashTalk session at a time (``OMNIRT_SESSION_CAPACITY=1`` on its queue).
 """
@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import threading
 from typing import Any
 
 from omnirt.contracts.errors import DependencyUnavailableError, OmniRTError
 from omnirt.models.avatar import AvatarPipeline, AvatarSession, SessionSpec, unpack_vidx
 from omnirt.registry.registry import register_model
+from omnirt.settings import Settings
 
 PROMPT = "A person is talking. Only the foreground characters are moving, the background remains static."
 
@@ -108,18 +108,18 @@ class FlashTalk(AvatarPipeline):
     @staticmethod
     def upstream_configured() -> bool:
         """Whether this process knows a FlashTalk server to use or to launch."""
-        return bool(os.environ.get("OMNIRT_FLASHTALK_UPSTREAM") or os.environ.get("OMNIRT_FLASHTALK_COMMAND"))
+        return bool(Settings.value("flashtalk_upstream") or Settings.value("flashtalk_command"))
 
     def __init__(self, *, spec: Any, backend: Any, dtype: str, **_: Any) -> None:
         super().__init__(spec=spec, backend=backend, dtype=dtype)
-        self.upstream = os.environ.get("OMNIRT_FLASHTALK_UPSTREAM")
-        command = os.environ.get("OMNIRT_FLASHTALK_COMMAND")
+        self.upstream = Settings.value("flashtalk_upstream")
+        command = Settings.value("flashtalk_command")
         self.resident = None
         if not self.upstream and command:
-            from omnirt.workers.resident import ResidentProcess
+            from omnirt.runtime.resident import ResidentProcess
 
-            port = int(os.environ.get("OMNIRT_FLASHTALK_PORT", "8765"))
-            backoff = float(os.environ.get("OMNIRT_RESIDENT_BACKOFF_S", "1.0"))
+            port = Settings.value("flashtalk_port")
+            backoff = Settings.value("resident_backoff_s")
             self.resident = ResidentProcess(command, port=port, backoff_s=backoff)
         elif not self.upstream:
             raise DependencyUnavailableError(

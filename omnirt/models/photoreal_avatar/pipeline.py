@@ -107,7 +107,7 @@ class PhotorealAvatar(AvatarPipeline):
                 raise AvatarNotFoundError(spec.avatar_id)
             avatar = avatars.get(spec.avatar_id)
             portrait = avatars.frames(avatar)[0]
-            box = face_box or (avatar.face_boxes[0] if avatar.face_boxes else None)
+            box = face_box or (avatar.face_boxes[0] if avatar.face_box_given else None)  # else the mesh picks
             prepared, hit = avatars.prepared(avatar, PREPARED_KEY, lambda: portrait_landmarks(portrait, box))
             return PhotorealSession(spec, portrait, prepared["points"], avatar_id=avatar.id, prepared=hit)
         if image:
@@ -128,7 +128,7 @@ class MeshPreparation(AvatarPreparation):
         from omnirt.avatars.photoreal import portrait_landmarks
 
         store, avatar, spec, key = (conditions[name] for name in ("store", "avatar", "spec", "key"))
-        box = avatar.face_boxes[0] if avatar.face_boxes else None
+        box = avatar.face_boxes[0] if avatar.face_box_given else None  # else the mesh picks among the detections
         _, hit = store.prepared(avatar, key, lambda: portrait_landmarks(frames[0], box))
         ctx.step(0, 1)
         return {

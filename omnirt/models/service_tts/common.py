@@ -3,11 +3,11 @@ request (no client-chosen URLs), and PCM arriving in arbitrary byte chunks becom
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 from omnirt.contracts.errors import OmniRTError
+from omnirt.settings import Settings
 
 SERVICE_CONFIG = ("temperature", "top_k", "top_p", "repetition_penalty", "timeout")
 
@@ -17,8 +17,9 @@ class ServiceUnavailableError(OmniRTError):
     http_status = 503
 
 
-def service_url(variable: str, default: str) -> str:
-    return os.environ.get(variable, default).rstrip("/")
+def service_url(option: str) -> str:
+    """The server address of setting ``option`` (an ``OMNIRT_*_URL`` declared in :mod:`omnirt.settings`)."""
+    return str(Settings.value(option)).rstrip("/")
 
 
 def pcm_segments(chunks: Iterator[bytes], min_bytes: int = 3200) -> Iterator[Any]:

@@ -9,7 +9,6 @@ carries a ``waveform`` chunk (FP32, 24 kHz), relayed as it arrives. The server c
 
 from __future__ import annotations
 
-import os
 import queue
 import uuid
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from omnirt.models.contracts import speech_contract
 from omnirt.models.service_tts.common import ServiceUnavailableError
 from omnirt.models.speech import TextToSpeechPipeline
 from omnirt.registry.registry import register_model
+from omnirt.settings import Settings
 
 CHUNK_TIMEOUT_S = 200.0
 
@@ -45,8 +45,8 @@ class CosyVoiceTriton(TextToSpeechPipeline):
             import tritonclient.grpc  # noqa: F401 - checked here, used per request
         except ImportError as exc:
             raise DependencyUnavailableError("tritonclient[grpc] is not installed (the services extra).") from exc
-        self.address = os.environ.get("OMNIRT_COSYVOICE_TRITON", "127.0.0.1:8001")
-        self.model_name = os.environ.get("OMNIRT_COSYVOICE_MODEL", "cosyvoice3")
+        self.address = Settings.value("cosyvoice_triton")
+        self.model_name = Settings.value("cosyvoice_model")
 
     @property
     def sample_rate(self) -> int:

@@ -1,14 +1,13 @@
 """Voices served over HTTP by their own servers: vLLM-Omni's OpenAI-style ``/v1/audio/speech``, SoulX-Podcast's
 multipart ``/generate``, and an IndexTTS service's streaming ``/v1/text2audio/indextts``.
 
-Each adapter is the real client of that protocol (``requests``); the server address comes from the environment
-(``OMNIRT_VLLM_OMNI_URL``, ``OMNIRT_SOULX_PODCAST_URL``, ``OMNIRT_INDEXTTS_URL``).
+Each adapter is the real client of that protocol (``requests``); the server address comes from the server's
+settings (``OMNIRT_VLLM_OMNI_URL``, ``OMNIRT_SOULX_PODCAST_URL``, ``OMNIRT_INDEXTTS_URL``).
 """
 
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,11 +22,11 @@ from omnirt.models.service_tts.common import (
 )
 from omnirt.models.speech import TextToSpeechPipeline
 from omnirt.registry.registry import register_model
+from omnirt.settings import Settings
 
 
 class HttpServiceTTS(TextToSpeechPipeline):
-    url_variable = ""
-    default_url = ""
+    url_option = ""  # the setting that names this voice's server
     default_rate = 24000
 
     def __init__(self, *, spec: Any, backend: Any, dtype: str, **_: Any) -> None:
@@ -35,7 +34,7 @@ class HttpServiceTTS(TextToSpeechPipeline):
         import requests
 
         self.session = requests.Session()
-        self.base = service_url(self.url_variable, self.default_url)
+        self.base = service_url(self.url_option)
         self._rate = self.default_rate
         self.current_request: Any = None
 
@@ -74,11 +73,11 @@ class HttpServiceTTS(TextToSpeechPipeline):
     ),
 )
 class VllmOmniSpeech(HttpServiceTTS):
-    url_variable, default_url = "OMNIRT_VLLM_OMNI_URL", "http://127.0.0.1:8091"
+    url_option = "vllm_omni_url"
 
     def synthesize(self, text: str, config: dict[str, Any], inputs: dict[str, Any]) -> Iterator[Any]:
         body: dict[str, Any] = {
-            "model": os.environ.get("OMNIRT_VLLM_OMNI_MODEL", "default"),
+            "model": Settings.value("vllm_omni_model"),
             "input": text,
             "response_format": "pcm",
             "stream": True,
@@ -91,7 +90,7 @@ class VllmOmniSpeech(HttpServiceTTS):
         if inputs.get("reference_text"):
             body["ref_text"] = inputs["reference_text"]
         headers = {}
-        key = os.environ.get("OMNIRT_VLLM_OMNI_API_KEY")
+        key = Settings.value("vllm_omni_api_key")
         if key:
             headers["Authorization"] = f"Bearer {key}"
         response = self.post(
@@ -116,7 +115,7 @@ class VllmOmniSpeech(HttpServiceTTS):
     ),
 )
 class SoulXPodcast(HttpServiceTTS):
-    url_variable, default_url = "OMNIRT_SOULX_PODCAST_URL", "http://127.0.0.1:18080"
+    url_option = "soulx_podcast_url"
 
     def synthesize(self, text: str, config: dict[str, Any], inputs: dict[str, Any]) -> Iterator[Any]:
         data: list[tuple[str, str]] = [("dialogue_text", text)]
@@ -151,7 +150,7 @@ class SoulXPodcast(HttpServiceTTS):
     ),
 )
 class IndexTTSService(HttpServiceTTS):
-    url_variable, default_url = "OMNIRT_INDEXTTS_URL", "http://127.0.0.1:9012"
+    url_option = "indextts_url"
     default_rate = 16000
 
     def synthesize(self, text: str, config: dict[str, Any], inputs: dict[str, Any]) -> Iterator[Any]:

@@ -1,11 +1,15 @@
-"""The local engine: validate a request, find its weights, take the pipeline from the warm cache, run it.
+"""The engine a process runs models with: validate a request, find its weights, take the pipeline from the warm
+cache (:mod:`omnirt.runtime.cache`), run it.
 
-This is what the Python API and the CLI call, and what a worker process runs for each task. One engine per process
-keeps loaded models warm between runs.
+This is what a worker process runs for each task, what the embedded server's worker threads run, and what the Python
+API and the CLI call. One engine per process keeps loaded models warm between runs; :func:`configure_process` sizes
+it from the settings and :func:`preload` warms models, the same way in a Celery worker process and in an embedded
+server.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -23,6 +27,8 @@ from omnirt.runtime.dtypes import choose_dtype
 from omnirt.runtime.memory import ensure_memory_budget
 from omnirt.runtime.placement import placement_key
 from omnirt.runtime.weights import WeightsSource, read_folder_defaults, resolve_weights
+
+log = logging.getLogger(__name__)
 
 
 def default_output_dir() -> Path:
@@ -113,9 +119,13 @@ class Engine:
             return entry.pipeline.run(ctx, report)
 
     def configure(self, settings: Any) -> None:
-        """Take the process settings that apply to runs: torch threads and the request limits."""
+        """Take the process settings that apply to runs: torch threads, the request limits, and the warm cache's
+        size, idle unload and memory budget (models already loaded stay loaded)."""
         self.torch_threads = settings.torch_threads
         self.limits = dict(settings.limits)
+        self.cache.resize(
+            settings.cache_size, idle_unload_s=settings.idle_unload_s, memory_budget_gb=settings.memory_budget_gb
+        )
 
     def preload(self, model_id: str, *, backend: str = "auto") -> None:
         """Load ``model_id`` (its primary task, default settings) into the warm cache without running it."""
@@ -136,6 +146,18 @@ class Engine:
             key, lambda: self._load(spec, source, resolved_backend, dtype, config, request)
         )
         return entry.pipeline
+
+    def device_memory(self) -> dict[str, float]:
+        """Device memory this process has allocated (``device_mb``), where the backend reports it; else nothing."""
+        import sys
+
+        torch = sys.modules.get("torch")  # a process that never loaded torch has no device memory
+        try:  # torch may be half-imported by another thread right now: then there is nothing to report yet
+            if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+                return {"device_mb": round(torch.cuda.memory_allocated() / 2**20, 1)}
+        except AttributeError:
+            pass
+        return {}
 
     def loaded_models(self) -> list[dict[str, Any]]:
         """What this process keeps warm: model, dtype, placement, idle seconds, estimated size."""
@@ -203,17 +225,34 @@ _DEFAULT_LOCK = threading.Lock()
 
 
 def configure_default_engine(settings: Any) -> Engine:
-    """Replace the process-wide engine with one sized by ``settings`` (cache size, idle unload, memory budget, torch
-    threads)."""
-    global _DEFAULT_ENGINE
-    with _DEFAULT_LOCK:
-        _DEFAULT_ENGINE = Engine(
-            cache_size=settings.cache_size,
-            idle_unload_s=settings.idle_unload_s,
-            memory_budget_gb=settings.memory_budget_gb,
-        )
-        _DEFAULT_ENGINE.configure(settings)
-        return _DEFAULT_ENGINE
+    """Size the process-wide engine by ``settings`` (cache size, idle unload, memory budget, torch threads, limits)."""
+    engine = get_default_engine()
+    engine.configure(settings)
+    return engine
+
+
+def configure_process(settings: Any) -> Engine:
+    """What every process that runs jobs does first, Celery worker or embedded server alike: size the process engine
+    (cache size, idle unload, memory budget, torch threads, limits), the frame lanes and the session capacity from
+    ``settings``. Its heartbeat then runs ``engine.cache.sweep`` (idle unload), and :func:`preload` warms models."""
+    from omnirt.avatars.scheduler import set_frame_lanes
+    from omnirt.workers.sessions import get_session_host
+
+    engine = configure_default_engine(settings)
+    set_frame_lanes(settings.lanes())
+    get_session_host().resize(settings.session_capacity)
+    return engine
+
+
+def preload(engine: Engine, model_ids: tuple[str, ...], *, device: str = "auto") -> None:
+    """Load ``model_ids`` (``OMNIRT_PRELOAD``) into ``engine`` on ``device``; a model that fails is logged and
+    skipped."""
+    for model_id in model_ids:
+        try:
+            engine.preload(model_id, backend=device)
+            log.info("preloaded %s", model_id)
+        except Exception:
+            log.exception("could not preload %s", model_id)
 
 
 def get_default_engine() -> Engine:
