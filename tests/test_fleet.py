@@ -217,5 +217,5 @@ def test_metrics_are_merged_across_gunicorn_workers(
 def _up(url: str) -> bool:
     try:
         return requests.get(f"{url}/healthz", timeout=2).status_code == 200
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still loading the app
         return False

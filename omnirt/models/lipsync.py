@@ -174,14 +174,19 @@ class AvatarPreparation(BasePipeline):
             cached=lambda compute: store.prepared(avatar, key, compute),
             progress=ctx.step,
         )
+        return self.summary(conditions, frames=len(layout.frames), cache_hit=layout.cache_hit)
+
+    def summary(self, conditions: dict[str, Any], *, frames: int, cache_hit: bool) -> dict[str, Any]:
+        """What ``prepared.json`` says of a preparation: avatar, model, store key, size, frames, cache hit."""
+        spec = conditions["spec"]
         return {
-            "avatar_id": avatar.id,
+            "avatar_id": conditions["avatar"].id,
             "model": self.spec.id,
-            "key": key,
+            "key": conditions["key"],
             "width": spec.width,
             "height": spec.height,
-            "frames": len(layout.frames),
-            "cache_hit": layout.cache_hit,
+            "frames": frames,
+            "cache_hit": cache_hit,
         }
 
     def decode(self, ctx: RunContext, raw: Any) -> dict[str, Any]:

@@ -127,16 +127,8 @@ class MeshPreparation(AvatarPreparation):
     def denoise_loop(self, ctx: RunContext, frames: Any, conditions: dict[str, Any]) -> dict[str, Any]:
         from omnirt.avatars.photoreal import portrait_landmarks
 
-        store, avatar, spec, key = (conditions[name] for name in ("store", "avatar", "spec", "key"))
+        store, avatar, key = (conditions[name] for name in ("store", "avatar", "key"))
         box = avatar.face_boxes[0] if avatar.face_box_given else None  # else the mesh picks among the detections
         _, hit = store.prepared(avatar, key, lambda: portrait_landmarks(frames[0], box))
         ctx.step(0, 1)
-        return {
-            "avatar_id": avatar.id,
-            "model": self.spec.id,
-            "key": key,
-            "width": spec.width,
-            "height": spec.height,
-            "frames": 1,
-            "cache_hit": hit,
-        }
+        return self.summary(conditions, frames=1, cache_hit=hit)
