@@ -51,6 +51,18 @@ REQUEST_OPTIONS: tuple[tuple[str, str, Any], ...] = (
     ("model-path", "config", str),
     ("device-map", "config", str),
     ("devices", "config", str),
+    # script-backed models (an upstream checkout run per request): where it is and how it is launched
+    ("repo-path", "config", str),
+    ("ckpt-dir", "config", str),
+    ("wav2vec-dir", "config", str),
+    ("python-executable", "config", str),
+    ("launcher", "config", click.Choice(["python", "torchrun", "accelerate"])),
+    ("nproc-per-node", "config", int),
+    ("num-processes", "config", int),
+    ("accelerate-executable", "config", str),
+    ("visible-devices", "config", str),
+    ("env-script", "config", str),
+    ("ascend-env-script", "config", str),
 )
 
 
@@ -318,13 +330,14 @@ class _StepProgress:
 @main.command("make-tiny")
 @click.argument("model_id")
 @click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--task", default=None, help="A task with weights of its own (sd21 depth2image: folder sd21-depth).")
 @click.option("--debug", is_flag=True)
-def make_tiny(model_id: str, directory: str, debug: bool) -> None:
+def make_tiny(model_id: str, directory: str, task: str | None, debug: bool) -> None:
     """Write a tiny random-weight copy of MODEL_ID, in its real layout, into DIRECTORY."""
     try:
         from omnirt.models.tiny_common import make_tiny as build
 
-        target = build(model_id, Path(directory))
+        target = build(model_id, Path(directory), task)
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line and an exit code
         fail(exc, debug)
         return
@@ -381,6 +394,8 @@ def _export(name: str, value: Any) -> None:
 @click.option("--model-aliases", type=click.Path(dir_okay=False, exists=True), help="JSON/YAML alias map.")
 @click.option("--max-request-mb", type=float, help="Largest request body accepted.")
 @click.option("--default-device", type=click.Choice(["cuda", "ascend", "cpu"]), help="Device for backend=auto.")
+@click.option("--max-batch-size", type=int, help="Compatible text2image/text2video jobs run as one call (1: off).")
+@click.option("--batch-window-ms", type=float, help="How long a batch's first job waits for compatible ones.")
 @click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
@@ -401,6 +416,8 @@ def serve(
     model_aliases: str | None,
     max_request_mb: float | None,
     default_device: str | None,
+    max_batch_size: int | None,
+    batch_window_ms: float | None,
     log_format: str | None,
 ) -> None:
     """Run the HTTP/WebSocket API: embedded without --redis-url, a fleet front end with it."""
@@ -416,6 +433,8 @@ def serve(
     _export("OMNIRT_MODELS", models_)
     _export("OMNIRT_MODEL_ALIASES", model_aliases)
     _export("OMNIRT_DEFAULT_DEVICE", default_device)
+    _export("OMNIRT_MAX_BATCH_SIZE", max_batch_size)
+    _export("OMNIRT_BATCH_WINDOW_MS", batch_window_ms)
     _export("OMNIRT_LOG_FORMAT", log_format)
     if max_request_mb is not None:
         _export("OMNIRT_MAX_REQUEST_BYTES", int(max_request_mb * 2**20))
@@ -445,6 +464,8 @@ def serve(
 @click.option("--memory-budget-gb", type=float, help="Evict least recently used models beyond this estimate.")
 @click.option("--artifact-dir", type=click.Path(file_okay=False))
 @click.option("--models-dir", type=click.Path(file_okay=False))
+@click.option("--max-batch-size", type=int, help="Compatible text2image/text2video jobs run as one call (1: off).")
+@click.option("--batch-window-ms", type=float, help="How long a batch's first job waits for compatible ones.")
 @click.option("--dry-run", is_flag=True, help="Print the celery command instead of running it.")
 @click.option(
     "--log-format",
@@ -468,6 +489,8 @@ def worker(
     memory_budget_gb: float | None,
     artifact_dir: str | None,
     models_dir: str | None,
+    max_batch_size: int | None,
+    batch_window_ms: float | None,
     dry_run: bool,
     log_format: str | None,
     celery_args: tuple[str, ...],
@@ -493,6 +516,8 @@ def worker(
     _export("OMNIRT_MEMORY_BUDGET_GB", memory_budget_gb)
     _export("OMNIRT_ARTIFACT_DIR", artifact_dir)
     _export("OMNIRT_MODELS_DIR", models_dir)
+    _export("OMNIRT_MAX_BATCH_SIZE", max_batch_size)
+    _export("OMNIRT_BATCH_WINDOW_MS", batch_window_ms)
     _export("OMNIRT_LOG_FORMAT", log_format)  # the worker's setup_logging signal reads it (omnirt.tracing)
     node = name or f"omnirt-{device}-{os.getpid()}@{socket.gethostname()}"
     argv = [
@@ -567,6 +592,76 @@ def bench_warm_cache(models: tuple[str, ...], repeats: int, as_json: bool) -> No
         click.echo("\t".join(str(row[key]) for key in row))
 
 
+@bench.command("prompt-cache")
+@click.option(
+    "--model",
+    "variants",
+    multiple=True,
+    help="sd15, flux-schnell or flux-schnell+t5-base (repeatable); default: all three.",
+)
+@click.option("--repeats", type=click.IntRange(1, 100), default=5)
+@click.option("--json", "as_json", is_flag=True)
+def bench_prompt_cache(variants: tuple[str, ...], repeats: int, as_json: bool) -> None:
+    """Per-request time for a repeated prompt with the prompt-embedding cache versus without, on this CPU."""
+    from omnirt.bench.prompt_cache import DEFAULT_VARIANTS, VARIANTS, measure
+
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        raise click.UsageError(f"Unknown --model {', '.join(unknown)}; one of {', '.join(VARIANTS)}.")
+    rows = measure(variants or DEFAULT_VARIANTS, repeats)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo("\t".join(rows[0]))
+    for row in rows:
+        click.echo("\t".join(str(row[key]) for key in row))
+
+
+@bench.command("batching")
+@click.option("--model", "models", multiple=True, help="Model ids; default: sd15, wan2.1-t2v-14b.")
+@click.option("--requests", "count", type=click.IntRange(2, 64), default=4, show_default=True)
+@click.option("--repeats", type=click.IntRange(1, 100), default=3, show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--models-dir", type=click.Path(file_okay=False), help="Real weights (cuda); cpu builds tiny ones.")
+@click.option("--steps", type=int, help="num_inference_steps (default: the weights' own default).")
+@click.option("--width", type=int)
+@click.option("--height", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def bench_batching(
+    models: tuple[str, ...],
+    count: int,
+    repeats: int,
+    device: str,
+    models_dir: str | None,
+    steps: int | None,
+    width: int | None,
+    height: int | None,
+    as_json: bool,
+) -> None:
+    """Throughput of compatible requests as one batched call versus one after another, side by side."""
+    from omnirt.bench.batching import DEFAULT_MODELS, measure
+
+    config = {
+        key: value
+        for key, value in (("num_inference_steps", steps), ("width", width), ("height", height))
+        if value is not None
+    }
+    rows = measure(
+        models or DEFAULT_MODELS,
+        requests=count,
+        repeats=repeats,
+        device=device,
+        models_dir=Path(models_dir) if models_dir else None,
+        config=config,
+    )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo("\t".join(rows[0]))
+    for row in rows:
+        click.echo("\t".join(str(row[key]) for key in row))
+
+
 @bench.command("dispatch")
 @click.option("--redis-url", envvar="OMNIRT_REDIS_URL", default="redis://127.0.0.1:6379/15", show_default=True)
 @click.option("--rounds", type=click.IntRange(10, 10000), default=200, show_default=True)
@@ -618,8 +713,18 @@ def bench_report(matrix_file: str) -> None:
 @click.option("--model", default="hibari-tts", show_default=True)
 @click.option("--rounds", type=click.IntRange(4, 1000), default=20, show_default=True)
 @click.option("--redis-url", help="Measure through a fleet (omnirt serve + one worker) on this Redis.")
-def bench_tts(model: str, rounds: int, redis_url: str | None) -> None:
+@click.option(
+    "--compare", is_flag=True, help="Old packets (one per sentence, no leading phrase) against today's, embedded."
+)
+def bench_tts(model: str, rounds: int, redis_url: str | None, compare: bool) -> None:
     """TTS first packet and real-time factor, engine alone and through the API (embedded, or a fleet)."""
+    if compare:
+        if redis_url:
+            raise click.UsageError("--compare runs embedded (it switches the voice's packets in this process).")
+        from omnirt.bench.tts import compare as run_compare
+
+        click.echo(json.dumps(run_compare(model, rounds), indent=2))
+        return
     from omnirt.bench.tts import run
 
     click.echo(json.dumps(run(model, rounds, redis_url), indent=2))

@@ -21,6 +21,7 @@ key                                   type       what it holds
 ``omnirt:avatars``                    hash       avatar id -> its metadata (JSON), the avatar store's index
 ``omnirt:relay:<token>``              stream     a front-end process's wake-up stream for its event relay
 ``omnirt:bench:hop:<ns>``             stream     ``omnirt bench dispatch``'s raw Redis hop, deleted after
+``omnirt:batch:<batch key>``          zset       queued job ids that may run as one batch, by enqueue time (a TTL)
 ====================================  =========  ================================================================
 
 Celery's queues are Redis lists named after the queues themselves (``omnirt.<tier>.<device>``, see
@@ -115,3 +116,8 @@ def relay_control(token: str) -> str:
 
 def bench_hop(stamp: int) -> str:
     return f"{PREFIX}:bench:hop:{stamp}"
+
+
+def batch_lobby(batch_key: str) -> str:
+    """The queued jobs of one batch key (:mod:`omnirt.jobs.batching`), which a worker may run with the one it starts."""
+    return f"{PREFIX}:batch:{batch_key}"

@@ -104,6 +104,26 @@ def edit(
     )
 
 
+def depth2image(
+    model: str,
+    image: Any,
+    prompt: str,
+    negative_prompt: str | None = None,
+    *,
+    backend: str = "auto",
+    adapters: list[AdapterRef] | None = None,
+    **config: Any,
+) -> GenerateRequest:
+    return _request(
+        "depth2image",
+        model,
+        {"image": image, "prompt": prompt, "negative_prompt": negative_prompt},
+        backend=backend,
+        adapters=adapters,
+        config=config,
+    )
+
+
 def text2video(
     model: str,
     prompt: str,

@@ -79,6 +79,14 @@ class Settings:
         "OMNIRT_HEARTBEAT_TTL_S", "a worker without a beat for this long is dead", default=6.0
     )
     max_attempts: int = option("OMNIRT_MAX_ATTEMPTS", "runs of a job whose worker died, at most", default=2)
+    max_batch_size: int = option(
+        "OMNIRT_MAX_BATCH_SIZE", "compatible text2image/text2video jobs run as one call, at most (1: off)", default=1
+    )
+    batch_window_ms: float = option(
+        "OMNIRT_BATCH_WINDOW_MS",
+        "how long a batch's first job waits for compatible ones (0: only those queued)",
+        default=20.0,
+    )
     visibility_timeout_s: int = option(
         "OMNIRT_VISIBILITY_TIMEOUT_S", "Redis broker visibility timeout", default=6 * 3600
     )
@@ -94,6 +102,15 @@ class Settings:
     model_aliases: dict[str, str] = option(
         "OMNIRT_MODEL_ALIASES", "alias map file (JSON or YAML)", default_factory=dict, parse=lambda raw: _aliases(raw)
     )
+    default_voice_model: str = option(
+        "OMNIRT_DEFAULT_VOICE_MODEL", "the voice when none is named; also tts-1, tts-1-hd", default="hibari-tts"
+    )
+    default_asr_model: str = option(
+        "OMNIRT_DEFAULT_ASR_MODEL", "the recogniser when none is named; also whisper-1", default="pocketsphinx-en"
+    )
+    default_image_model: str = option(
+        "OMNIRT_DEFAULT_IMAGE_MODEL", "the image model OpenAI's dall-e-2, dall-e-3, gpt-image-1 name", default="sd15"
+    )
     default_device: str = option("OMNIRT_DEFAULT_DEVICE", "device when no live worker decides", default="cpu")
     embedded_workers: int = option("OMNIRT_EMBEDDED_WORKERS", "job threads of the embedded server", default=1)
     sse_keepalive_s: float = option("OMNIRT_SSE_KEEPALIVE_S", "SSE keep-alive comment period", default=15.0)
@@ -102,6 +119,9 @@ class Settings:
         "OMNIRT_MEMORY_BUDGET_GB", "a worker's memory budget (0: what is free)", default=0.0
     )
     cache_size: int = option("OMNIRT_CACHE_SIZE", "warm pipelines a worker process keeps", default=4)
+    prompt_cache_size: int = option(
+        "OMNIRT_PROMPT_CACHE_SIZE", "prompt encodings a worker process keeps, LRU, in host memory (0: off)", default=256
+    )
     avatar_dir: Path | None = option(
         "OMNIRT_AVATAR_DIR", "the avatar store (default: avatars/ beside the artifact dir)", default=None
     )
@@ -170,6 +190,42 @@ class Settings:
     resident_backoff_s: float = option(
         "OMNIRT_RESIDENT_BACKOFF_S", "first restart delay of a crashed resident model server (doubles)", default=1.0
     )
+    flashhead_repo: Path | None = option(
+        "OMNIRT_FLASHHEAD_REPO", "a SoulX-FlashHead checkout (runs its generate_video.py)", default=None
+    )
+    flashhead_ckpt_dir: Path | None = option(
+        "OMNIRT_FLASHHEAD_CKPT_DIR", "SoulX-FlashHead-1_3B weights (may be relative to the checkout)", default=None
+    )
+    flashhead_config: dict[str, Any] = option(
+        "OMNIRT_FLASHHEAD_CONFIG",
+        "this worker's defaults for soulx-flashhead-1.3b's config (JSON: wav2vec_dir, launcher, python_executable...)",
+        default_factory=dict,
+        parse=lambda raw: _json_object(raw, "OMNIRT_FLASHHEAD_CONFIG"),
+    )
+    liveact_repo: Path | None = option(
+        "OMNIRT_LIVEACT_REPO", "a SoulX-LiveAct checkout (soulx-liveact-14b runs its generate.py)", default=None
+    )
+    liveact_ckpt_dir: Path | None = option(
+        "OMNIRT_LIVEACT_CKPT_DIR", "LiveAct weights (may be relative to the checkout)", default=None
+    )
+    liveact_config: dict[str, Any] = option(
+        "OMNIRT_LIVEACT_CONFIG",
+        "this worker's defaults for soulx-liveact-14b's config (JSON object)",
+        default_factory=dict,
+        parse=lambda raw: _json_object(raw, "OMNIRT_LIVEACT_CONFIG"),
+    )
+    longcat_avatar_repo: Path | None = option(
+        "OMNIRT_LONGCAT_AVATAR_REPO", "a LongCat-Video checkout (runs its avatar script)", default=None
+    )
+    longcat_avatar_ckpt_dir: Path | None = option(
+        "OMNIRT_LONGCAT_AVATAR_CKPT_DIR", "LongCat-Video-Avatar weights (may be relative to the checkout)", default=None
+    )
+    longcat_avatar_config: dict[str, Any] = option(
+        "OMNIRT_LONGCAT_AVATAR_CONFIG",
+        "this worker's defaults for longcat-video-avatar-1.5's config (JSON object)",
+        default_factory=dict,
+        parse=lambda raw: _json_object(raw, "OMNIRT_LONGCAT_AVATAR_CONFIG"),
+    )
     cosyvoice_triton: str = option(
         "OMNIRT_COSYVOICE_TRITON", "CosyVoice's Triton gRPC server, host:port", default="127.0.0.1:8001"
     )
@@ -183,6 +239,11 @@ class Settings:
         "OMNIRT_SOULX_PODCAST_URL", "a SoulX-Podcast server", default="http://127.0.0.1:18080"
     )
     indextts_url: str = option("OMNIRT_INDEXTTS_URL", "an IndexTTS-2 streaming server", default="http://127.0.0.1:9012")
+    indextts_route_model: str | None = option(
+        "OMNIRT_INDEXTTS_ROUTE_MODEL",
+        "the voice that answers POST /v1/text2audio/indextts, OpenTalking's TTS call (unset: the default voice)",
+        default=None,
+    )
     log_format: str = option(
         "OMNIRT_LOG_FORMAT", "log lines: text, or json (one object per line with job/trace/session ids)", default="text"
     )
@@ -319,6 +380,18 @@ DEFAULT_LIMITS: dict[str, float] = {
     "max_images": 8,
     "time_limit_s": 3600.0,
 }
+
+
+def _json_object(raw: str | None, variable: str) -> dict[str, Any]:
+    """A variable holding a JSON object (empty when unset)."""
+    if not raw:
+        return {}
+    import json
+
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise ValueError(f"{variable} must be a JSON object")
+    return value
 
 
 def _limits(raw: str | None) -> dict[str, float]:

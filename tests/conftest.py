@@ -22,17 +22,20 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    """``tiny_model("sd15")`` -> folder of a tiny random-weight sd15, built on first use and shared."""
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``tiny_model("sd15")`` -> folder of a tiny random-weight sd15, built on first use and shared.
+    ``tiny_model("sd21", "depth2image")`` -> the folder of a task with weights of its own (``sd21-depth``)."""
     from omnirt.models.tiny_common import make_tiny
+    from omnirt.registry.registry import get_model
 
     root = tmp_path_factory.mktemp("tiny-models")
     built: dict[str, Path] = {}
 
-    def build(model_id: str) -> Path:
-        if model_id not in built:
-            built[model_id] = make_tiny(model_id, root / model_id)
-        return built[model_id]
+    def build(model_id: str, task: str | None = None) -> Path:
+        name = get_model(model_id, task).weights_name
+        if name not in built:
+            built[name] = make_tiny(model_id, root / name, task)
+        return built[name]
 
     return build
 
@@ -108,14 +111,16 @@ def fleet_redis() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def fleet_worker(fleet_redis: Any, service_env: dict[str, str], service_dirs: dict[str, Path]) -> Iterator[Any]:
-    """One warm worker on the experimental and core CPU queues (diffusion test models, voices) for the session."""
+    """One warm worker on the experimental and core CPU queues (diffusion test models, voices) for the session.
+    It batches up to 4 jobs, but only jobs whose front end gave them a batch key (``max_batch_size`` above 1 there;
+    the test servers' default is 1)."""
     from omnirt.backplane import Backplane
     from tests.support.servers import Worker
 
     worker = Worker(
         fleet_redis.url,
         ["omnirt.experimental.cpu", "omnirt.core.cpu"],
-        service_env,
+        {**service_env, "OMNIRT_MAX_BATCH_SIZE": "4", "OMNIRT_BATCH_WINDOW_MS": "0"},
         service_dirs["logs"],
         "session-worker",
     )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from omnirt.contracts.errors import DependencyUnavailableError
 from omnirt.contracts.types import GenerateRequest
 from omnirt.registry.registry import list_available_models
 
@@ -41,7 +42,10 @@ def test_family_runs_end_to_end(spec, tiny_model, engine, sample_image, sample_m
     import av
     from PIL import Image
 
-    folder = tiny_model(spec.id)
+    try:
+        folder = tiny_model(spec.id, spec.task)
+    except DependencyUnavailableError as exc:  # e.g. Qwen-Image-Edit's processor where torchvision is missing
+        pytest.skip(f"cannot build a tiny {spec.id} here: {exc}")
     events = []
     result = engine.run(request_for(spec, folder, sample_image, sample_mask), on_event=events.append)
 
@@ -90,5 +94,6 @@ def test_same_seed_same_output_and_weights_stay_warm(model_id, tiny_model, engin
     third = engine.run(request_for(spec, folder, sample_image, sample_mask))
     assert first.outputs[0].sha256 == third.outputs[0].sha256
     assert first.outputs[0].sha256 != second.outputs[0].sha256
-    assert first.metadata.cache_hits == [] and second.metadata.cache_hits == ["pipeline"]
+    # The same prompt again: the warm pipeline and its text embeddings are reused.
+    assert first.metadata.cache_hits == [] and second.metadata.cache_hits == ["pipeline", "text_embedding"]
     assert len(engine.cache) == 1

@@ -26,6 +26,7 @@ JSON_ROUTES = (
     "/v1/text2audio/indextts",
     "/v1/text2audio/warmup",
     "/v1/audio/speech",
+    "/v1/videos/generations",
 )
 
 
@@ -147,6 +148,48 @@ def test_image_edit_form_fields_are_typed(api_url: str, field: str, value: str) 
         return requests.post(f"{api_url}/v1/images/edits", data=form, files=files, timeout=TIMEOUT_S)
 
     error = assert_rejected(api_url, send)
+    assert field in error["message"]
+
+
+# -- 2b. The video route's options are typed and bounded, and its image is a picture, never a server file -----------
+
+VIDEO = {"model": "wan2.1-t2v-14b", "prompt": "x"}
+I2V = {**VIDEO, "model": "wan2.1-i2v-14b"}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({**VIDEO, "num_frames": "x"}, "num_frames"),
+        ({**VIDEO, "num_frames": 0}, "num_frames"),
+        ({**VIDEO, "num_frames": 2.5}, "num_frames"),
+        ({**VIDEO, "num_frames": 100_000}, "num_frames"),
+        ({**VIDEO, "fps": 0}, "fps"),
+        ({**VIDEO, "fps": "fast"}, "fps"),
+        ({**VIDEO, "size": "huge"}, "size"),
+        ({**VIDEO, "size": "99999x99999"}, "99999"),
+        ({**VIDEO, "seed": -1}, "seed"),
+        ({**VIDEO, "num_inference_steps": 0}, "num_inference_steps"),
+        ({**VIDEO, "response_format": "mp4"}, "response_format"),
+        ({**VIDEO, "backend": "gpu"}, "backend"),
+        ({**I2V, "image": 5}, "image"),
+        ({**I2V, "image": ["data:image/png;base64,AAAA"]}, "image"),
+        ({**I2V, "image": "a\x00b"}, "image"),
+        ({**I2V, "image": "/etc/passwd"}, "OMNIRT_INPUT_ROOTS"),
+        ({**I2V, "image": "../../etc/passwd"}, "OMNIRT_INPUT_ROOTS"),
+        ({**I2V, "image": "http://169.254.169.254/latest"}, "URLs are not fetched"),
+        ({**I2V, "image": "file:///etc/passwd"}, "URLs are not fetched"),
+        ({**I2V, "image": "data:image/png;base64,@@@"}, "base64"),
+        ({**I2V, "image": "data:image/png,plain"}, "base64"),
+        ({**VIDEO, "prompt": "a\x00b"}, "prompt"),
+        ({**VIDEO, "prompt": ["x"]}, "prompt"),
+        ({"model": LONG_NAME, "prompt": "x"}, "model"),
+        ({"model": "wan2.1-t2v-14b"}, "prompt"),
+        ({**VIDEO, "colour": "red"}, "colour"),
+    ],
+)
+def test_video_generation_options_are_typed(api_url: str, body: dict[str, Any], field: str) -> None:
+    error = assert_rejected(api_url, lambda: post_json(api_url, "/v1/videos/generations", body))
     assert field in error["message"]
 
 

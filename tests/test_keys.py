@@ -29,7 +29,7 @@ def _namespaces() -> set[str]:
         keys.job("x"), keys.job_events("x"), keys.jobs(), keys.jobs_queued(), keys.jobs_running(),
         keys.idempotency("x"), keys.job_stats(), keys.stage_stats(), keys.process("x"), keys.workers(),
         keys.session("x"), keys.session_stream("x", "in"), keys.session_queue("x"), keys.avatars(),
-        keys.relay_control("x"), keys.bench_hop(1),
+        keys.relay_control("x"), keys.bench_hop(1), keys.batch_lobby("x"),
     ]  # fmt: skip
     return {key.split(":")[1] for key in built}
 

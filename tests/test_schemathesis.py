@@ -8,9 +8,9 @@ with the job), and only models that run on this machine are enabled (others are 
 request cannot wait on a model that would fail for want of weights or a remote service.
 
 Nothing in ``/openapi.json`` is excluded. The WebSocket routes (``/``, ``/v1/avatar/<model>``,
-``/v1/audio2video/<model>``, ``/v1/avatar/realtime``, ``/v1/jobs/<id>/stream``) are not in the document, since
-OpenAPI 3.0 cannot describe them; hostile WebSocket clients are covered by tests/test_hostile_sessions.py,
-tests/test_avatar.py and tests/test_service.py.
+``/v1/audio2video/<model>``, ``/v1/avatar/realtime``, ``/v1/jobs/<id>/stream``, ``/v1/realtime``) are not in the
+document, since OpenAPI 3.0 cannot describe them; hostile WebSocket clients are covered by
+tests/test_hostile_sessions.py, tests/test_avatar.py, tests/test_service.py and tests/test_openai_surfaces.py.
 """
 
 from __future__ import annotations

@@ -72,7 +72,9 @@ def test_hibari_speech_is_understood_by_pocketsphinx(tmp_path) -> None:
     assert sum(errors) / len(errors) <= 0.15, errors
 
 
-def test_tts_streams_one_chunk_per_sentence_and_is_deterministic(tmp_path) -> None:
+def test_tts_streams_packets_of_at_most_40_ms_and_is_deterministic(tmp_path) -> None:
+    import base64
+
     chunks = []
     request = {
         "task": "text2audio",
@@ -83,7 +85,11 @@ def test_tts_streams_one_chunk_per_sentence_and_is_deterministic(tmp_path) -> No
     }
     first = omnirt.generate(request, on_event=chunks.append)
     audio = [event for event in chunks if event.event == "audio_chunk"]
-    assert [event.data["seq"] for event in audio] == [0, 1, 2] and audio[0].data["sample_rate"] == 16000
+    assert [event.data["seq"] for event in audio] == list(range(len(audio))) and audio[0].data["sample_rate"] == 16000
+    packets = [base64.b64decode(event.data["pcm_b64"]) for event in audio]
+    assert max(len(packet) for packet in packets) <= 0.04 * 16000 * 2
+    with wave.open(first.outputs[0].path) as handle:  # the packets are the artifact, in order
+        assert b"".join(packets) == handle.readframes(handle.getnframes())
     assert all(event.event != "audio_chunk" for event in first.metadata.events)  # chunks stay out of the report
     second = omnirt.generate(request)
     assert first.outputs[0].sha256 == second.outputs[0].sha256

@@ -63,18 +63,19 @@ def test_tts_writes_a_wav_at_the_model_rate(model: str, tiny_folder: Any, tmp_pa
 
 
 @pytest.mark.parametrize("model", TTS_MODELS)
-def test_tts_streams_one_chunk_per_sentence_and_is_reproducible(model: str, tiny_folder: Any, tmp_path: Path) -> None:
+def test_tts_streams_short_packets_per_sentence_reproducibly(model: str, tiny_folder: Any, tmp_path: Path) -> None:
     folder = tiny_folder(model)
     config = {"model_path": str(folder), "seed": 7, "stream": True}
     events: list[Any] = []
     first = _run(tmp_path / "a", "text2audio", model, {"prompt": PROMPT}, config, on_event=events.append)
     chunks = [event for event in events if event.event == "audio_chunk"]
-    assert [chunk.data["seq"] for chunk in chunks] == [0, 1]
+    assert [chunk.data["seq"] for chunk in chunks] == list(range(len(chunks)))
+    assert sum(event.event == "progress" for event in events) == 2  # one synthesised segment per sentence
     streamed = b""
     for chunk in chunks:
         assert chunk.data["sample_rate"] == 16000
         pcm = base64.b64decode(chunk.data["pcm_b64"])
-        assert len(pcm) > 0 and len(pcm) % 2 == 0
+        assert 0 < len(pcm) <= 0.04 * 16000 * 2 and len(pcm) % 2 == 0  # packets of at most 40 ms
         samples = struct.unpack(f"<{len(pcm) // 2}h", pcm)
         assert all(-32768 <= sample <= 32767 for sample in samples)
         streamed += pcm

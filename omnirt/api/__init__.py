@@ -24,7 +24,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         openai,
         openapi,
         playground,
+        realtime,
         speech,
+        videos,
         webrtc,
     )
     from omnirt.api.sock import sock
@@ -49,7 +51,20 @@ def create_app(settings: Settings | None = None) -> Flask:
     auth.init_app(app)
     sock.init_app(app)
     metrics.init_app(app, backplane)
-    blueprints = (health, generate, jobs, artifacts, openai, speech, avatar, webrtc, openapi, playground)
+    blueprints = (
+        health,
+        generate,
+        jobs,
+        artifacts,
+        openai,
+        videos,
+        realtime,
+        speech,
+        avatar,
+        webrtc,
+        openapi,
+        playground,
+    )
     for blueprint in blueprints:
         app.register_blueprint(blueprint.bp)
     if settings.embedded:

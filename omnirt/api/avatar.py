@@ -44,6 +44,7 @@ from omnirt.avatars.media import MessageKind as Kind
 from omnirt.contracts.errors import OmniRTError
 from omnirt.contracts.types import GenerateRequest
 from omnirt.events.channels import Message
+from omnirt.registry.aliases import alias_map
 from omnirt.registry.registry import get_model
 from omnirt.tasks.routing import candidate_queues, choose_queue
 from omnirt.telemetry import realtime as realtime_metrics
@@ -84,7 +85,7 @@ def readiness(model: str) -> str:
 
 def resolve_avatar(name: str) -> str:
     """The registered model that serves ``name``; refused (clearly) when none does or it cannot run here."""
-    resolved = names.resolve(name, backplane().settings.model_aliases)
+    resolved = names.resolve(name, alias_map(backplane().settings))
     if resolved.model is None:
         realtime_metrics.session_rejected(name, "unknown_model")
         raise SessionError("unknown_model", f"No avatar model serves '{name}' on this server.", fatal=True)
@@ -722,7 +723,7 @@ def _template_mode(info: dict[str, Any]) -> str:
 
 
 def avatar_statuses() -> list[dict[str, Any]]:
-    aliases = backplane().settings.model_aliases
+    aliases = alias_map(backplane().settings)
     statuses = []
     for name in names.discovery_names(aliases):
         resolved = names.resolve(name, aliases)

@@ -44,6 +44,7 @@ STATUS_BY_CODE = {
     "service_unavailable": 503,
     "runtime_unavailable": 503,
     "upstream_error": 502,
+    "script_failed": 502,
     "timeout": 504,
 }
 

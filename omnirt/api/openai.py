@@ -34,8 +34,9 @@ from omnirt.contracts.schemas import (
 )
 from omnirt.contracts.types import BACKENDS, GenerateRequest
 from omnirt.jobs.job import Job, JobState
+from omnirt.registry.aliases import alias_map, resolve_alias
 from omnirt.registry.registry import list_available_models, tasks_of
-from omnirt.registry.spec import TIERS
+from omnirt.registry.spec import TIERS, ModelSpec
 
 bp = Blueprint("openai", __name__)
 
@@ -58,27 +59,37 @@ def models() -> Any:
         raise ApiError(400, "invalid_request", f"Unknown tier '{tier}'.")
     include_aliases = request.args.get("include_aliases", "false").lower() in ("1", "true", "yes")
     settings = current_app.config["OMNIRT_SETTINGS"]
-    data = []
-    for spec in list_available_models(include_aliases=include_aliases, tier=tier):
+
+    def listed(spec: ModelSpec) -> bool:
+        if tier not in (None, "all") and spec.tier != tier:
+            return False
         if settings.model_tiers and spec.tier not in settings.model_tiers:
-            continue
-        if settings.models and spec.id not in settings.models:
-            continue
-        data.append(
-            {
-                "id": spec.id,
-                "object": "model",
-                "created": 0,
-                "owned_by": "omnirt",
-                "task": spec.task,
-                "status": spec.status,
-                "tier": spec.tier,
-                "maturity": spec.capabilities.maturity,
-                "default_backend": spec.default_backend,
-                "summary": spec.capabilities.summary,
-            }
-        )
+            return False
+        return not settings.models or spec.id in settings.models
+
+    data = [
+        _model_entry(spec.id, spec) for spec in list_available_models(include_aliases=include_aliases) if listed(spec)
+    ]
+    if include_aliases:  # OpenAI's names and the operator's map, each beside the model it stands for
+        for name, target in alias_map(settings).items():
+            specs = [spec for spec in list_available_models() if spec.id == target]
+            data += [{**_model_entry(name, spec), "alias_of": spec.id} for spec in specs if listed(spec)]
     return jsonify({"object": "list", "data": data})
+
+
+def _model_entry(name: str, spec: ModelSpec) -> dict[str, Any]:
+    return {
+        "id": name,
+        "object": "model",
+        "created": 0,
+        "owned_by": "omnirt",
+        "task": spec.task,
+        "status": spec.status,
+        "tier": spec.tier,
+        "maturity": spec.capabilities.maturity,
+        "default_backend": spec.default_backend,
+        "summary": spec.capabilities.summary,
+    }
 
 
 class ImageGenerationSchema(RequestBodySchema):
@@ -191,7 +202,7 @@ def images_edits() -> Any:
         raise ApiError(400, "invalid_request", "An image file is required.")
     inputs: dict[str, Any] = {"prompt": options["prompt"], "image": _data_url(upload)}
     mask = request.files.get("mask")
-    model = current_app.config["OMNIRT_SETTINGS"].model_aliases.get(options["model"], options["model"])
+    model = resolve_alias(options["model"], backplane().settings)
     if mask is not None:
         inputs["mask"] = _data_url(mask)
         task = "inpaint"

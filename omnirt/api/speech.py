@@ -1,9 +1,11 @@
 """Speech routes: ``text2audio.service.v1`` (streaming PCM), the legacy IndexTTS route OpenTalking calls, and the
 OpenAI ``/v1/audio/speech`` and ``/v1/audio/transcriptions`` routes.
 
-Synthesis runs as a job on a worker that holds the voice warm; its ``audio_chunk`` events are relayed to the
-client as they arrive. The response starts only once the first chunk exists, so a request that fails early gets a
-JSON error with its status; a failure after that ends the PCM stream (or, for SSE, sends an ``error`` event).
+Synthesis runs as a job on a worker that holds the voice warm; its ``audio_chunk`` events (each at most 40 ms of
+audio) are relayed to the client as they arrive, one HTTP write (or SSE delta) each: events are cheap on the bus
+(the worker pipelines them) and a client's first write is never held back to fill a bigger one. The response
+starts only once the first chunk exists, so a request that fails early gets a JSON error with its status; a failure
+after that ends the PCM stream (or, for SSE, sends an ``error`` event).
 
 Every body and form is parsed by a schema below before anything is queued: known fields are typed and bounded, and
 unknown ones are ignored, as these routes always did for OpenTalking's and OpenAI clients' extras. Jobs are built
@@ -31,6 +33,7 @@ from omnirt.contracts.schemas import MAX_NAME_LENGTH, GenerateRequestSchema, Req
 from omnirt.contracts.types import StageEvent
 from omnirt.events.bus import TERMINAL_EVENTS
 from omnirt.jobs.job import JobState
+from omnirt.registry.aliases import model_for, voice_for
 from omnirt.registry.registry import get_model, list_available_models
 from omnirt.runtime.audio import streaming_wav_header
 from omnirt.telemetry import realtime as realtime_metrics
@@ -38,13 +41,11 @@ from omnirt.telemetry import realtime as realtime_metrics
 bp = Blueprint("speech", __name__)
 
 SCHEMA = "text2audio.service.v1"
-DEFAULT_TTS = "hibari-tts"
-DEFAULT_ASR = "pocketsphinx-en"
 FIRST_CHUNK_TIMEOUT_S = 120.0
-OPENAI_VOICES = ("alloy", "ash", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "default")
 SAMPLE_RATES = validate.Range(8000, 48000)
 MAX_SPEECH_CHARS = 4096  # per request, as OpenAI's audio.speech: longer texts are sent in parts
 SPEEDS = validate.Range(0.25, 4.0)
+INDEXTTS_DEFAULT_VOICES = ("local-default", "default")  # OpenTalking's name for "the service's own voice"
 
 
 def _name(**kwargs: Any) -> SafeString:
@@ -112,7 +113,7 @@ class OpenAISpeechBodySchema(SpeechBodySchema):
 class TranscriptionFormSchema(SpeechBodySchema):
     """``POST /v1/audio/transcriptions`` form fields (the ``file`` upload apart)."""
 
-    model = SafeString(max_length=MAX_NAME_LENGTH, load_default=DEFAULT_ASR)
+    model = _name()  # empty: the server's default recogniser
     language = SafeString(max_length=16, load_default=None)
     response_format = fields.String(load_default="json", validate=validate.OneOf(["json", "text"]))
 
@@ -122,7 +123,8 @@ def tts_models() -> list[Any]:
 
 
 def resolve_tts(name: str | None) -> str:
-    model = name or DEFAULT_TTS
+    """The text2audio model for ``name`` (an alias, an id, or empty for the server's default voice); 404 when none."""
+    model = model_for(name, "text2audio", backplane().settings)
     try:
         get_model(model, "text2audio")
     except ModelNotRegisteredError:
@@ -180,7 +182,8 @@ def start_synthesis(
             if event.event == "job_finished":
                 return job.id, None, None
             error = event.data.get("error") or {"code": "cancelled", "message": "The synthesis was cancelled."}
-            raise ApiError(status_for(error["code"]), error["code"], error["message"], {"job_id": job.id})
+            details = {**(error.get("details") or {}), "job_id": job.id}  # e.g. the voices, for an unknown one
+            raise ApiError(status_for(error["code"]), error["code"], error["message"], details)
     backplane().events.unsubscribe(subscription)
     raise ApiError(503, "no_capacity", "No worker started the synthesis in time.", {"job_id": job.id})
 
@@ -254,16 +257,21 @@ def text2audio_stream() -> Any:
 @bp.post("/v1/text2audio/indextts")
 def text2audio_indextts() -> Any:
     """OpenTalking's legacy TTS call: its IndexTTS body as it is (unknown keys tolerated), raw PCM back.
+
+    The voice model is the server's ``OMNIRT_INDEXTTS_ROUTE_MODEL`` (default: the default voice), whatever the body's
+    ``model`` (IndexTTS's checkpoint name) says. ``voice`` picks one of that model's voices; OpenTalking's
+    ``local-default`` (and ``default``) is the model's default voice, and a voice the model lacks is a 400 whose
+    details list its voices.
     ---
     post:
       requestBody: {content: {application/json: {schema: IndexTTSBodySchema}}}
       responses:
-        200: {description: audio/L16 chunks; x-audio-sample-rate}
-        400: {description: Invalid request, content: {application/json: {schema: Error}}}
+        200: {description: "audio/L16 chunks of at most 40 ms; x-audio-sample-rate"}
+        400: {description: Invalid request or unknown voice, content: {application/json: {schema: Error}}}
     """
     body = IndexTTSBodySchema().load(json_object())
-    model = resolve_tts(current_app.config.get("OMNIRT_LEGACY_TTS_MODEL", DEFAULT_TTS))
-    voice = None if body["voice"] in ("local-default", "default") else body["voice"]
+    model = resolve_tts(current_app.config["OMNIRT_SETTINGS"].indextts_route_model)
+    voice = None if body["voice"] in INDEXTTS_DEFAULT_VOICES else body["voice"]
     job_id, subscription, first = start_synthesis(model, body["text"], voice=voice, sample_rate=body["sample_rate"])
     return pcm_response(model, job_id, subscription, first, wav=False, legacy=True)
 
@@ -304,7 +312,7 @@ def text2audio_models() -> Any:
             "statuses": current,
             "input_contract": {
                 "text": "string, required",
-                "model": f"string, default {DEFAULT_TTS}",
+                "model": f"string, default {backplane().settings.default_voice_model}",
                 "voice": "string",
                 "audio_format": "pcm_s16le | wav",
                 "sample_rate": "int",
@@ -388,9 +396,7 @@ def openai_speech() -> Any:
     """
     body = OpenAISpeechBodySchema().load(json_object())
     model = resolve_tts(body["model"])
-    voice = body["voice"]
-    if voice in OPENAI_VOICES:
-        voice = None  # OpenAI voice names pick the model's default voice
+    voice = voice_for(model, body["voice"])  # OpenAI's voice names pick one of the model's voices
     text = body["text"] or body["prompt"] or ""
     job_id, subscription, first = start_synthesis(model, text, voice=voice, sample_rate=None, speed=body["speed"])
     if body["stream_format"] == "audio":
@@ -430,7 +436,7 @@ def openai_transcriptions() -> Any:
     upload = request.files.get("file")
     if upload is None:
         raise ApiError(400, "invalid_request", "A `file` upload is required.")
-    model = DEFAULT_ASR if form["model"] == "whisper-1" else form["model"]
+    model = model_for(form["model"], "audio2text", backplane().settings)
     mime = upload.mimetype or "audio/wav"
     data_url = f"data:{mime};base64,{base64.b64encode(upload.read()).decode('ascii')}"
     config = {"language": form["language"]} if form["language"] else {}

@@ -38,7 +38,9 @@ from omnirt.contracts.errors import (
 from omnirt.contracts.schemas import GenerateRequestSchema
 from omnirt.contracts.types import AdapterRef, GenerateRequest
 from omnirt.events.bus import TERMINAL_EVENTS, job_event
+from omnirt.jobs.batching import batch_key
 from omnirt.jobs.job import Job, JobState, new_job_id
+from omnirt.registry.aliases import resolve_alias
 from omnirt.registry.registry import get_model
 from omnirt.registry.validation import PATH_INPUTS, ValidationResult, validate_request
 from omnirt.runtime.weights import checked_path_text, default_models_dir, path_in_models_dir, resolve_model_path
@@ -76,8 +78,8 @@ def fingerprint(request: GenerateRequest) -> str:
 
 
 def resolve_model(request: GenerateRequest, settings: Settings) -> GenerateRequest:
-    """Apply the server's alias map and the tier / model policy."""
-    model = settings.model_aliases.get(request.model, request.model)
+    """Apply the server's aliases (:mod:`omnirt.registry.aliases`) and the tier / model policy."""
+    model = resolve_alias(request.model, settings)
     try:
         spec = get_model(model, request.task)
     except ModelNotRegisteredError:
@@ -281,6 +283,8 @@ def submit(
         idempotency_key=idempotency_key,
         fingerprint=print_,
     )
+    if settings.max_batch_size > 1:  # dynamic batching on: a compatible job may run with others in one call
+        job.batch_key = batch_key(spec, safe, validation.resolved_config, backend=backend, queue=queue_name)
     traceparent = current_traceparent()
     if traceparent:  # tracing on: the job's trace is the submit's, and its worker span continues it
         job.traceparent, job.trace_id = traceparent, traceparent.split("-")[1]
@@ -288,6 +292,8 @@ def submit(
     if not created:
         shutil.rmtree(job_dir, ignore_errors=True)
         return _same_or_conflict(stored, print_), False
+    if job.batch_key:
+        backplane.store.enter_lobby(job.batch_key, job.id, job.enqueued_at_ms)
     backplane.dispatcher.dispatch(job)
     return stored, True
 

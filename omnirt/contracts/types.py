@@ -21,6 +21,7 @@ class TaskName(enum.StrEnum):
     IMAGE2IMAGE = "image2image"
     INPAINT = "inpaint"
     EDIT = "edit"
+    DEPTH2IMAGE = "depth2image"
     TEXT2VIDEO = "text2video"
     IMAGE2VIDEO = "image2video"
     AUDIO2VIDEO = "audio2video"

@@ -57,6 +57,8 @@ class Job:
     cancel_requested: bool = False
     idempotency_key: str | None = None
     fingerprint: str | None = None
+    #: set when the job may run in one call with compatible queued jobs (:mod:`omnirt.jobs.batching`)
+    batch_key: str | None = None
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
 

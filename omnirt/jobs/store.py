@@ -6,7 +6,10 @@ Both stores have the same methods, and every state change is atomic (a Lua scrip
 * ``claim`` lets a worker start a job: a queued job, or a running job whose worker's heartbeat has expired
   (a re-run); never a job another live worker holds, a terminal job, or one past its attempt budget;
 * ``finish`` ends a running job; ``cancel`` ends a queued job or flags a running one;
-* ``requeue_if_orphaned`` puts a job whose worker died back in the queue (or fails it) for the reaper.
+* ``requeue_if_orphaned`` puts a job whose worker died back in the queue (or fails it) for the reaper;
+* ``enter_lobby`` / ``lobby`` / ``leave_lobby`` keep the queued jobs of one batch key (:mod:`omnirt.jobs.batching`)
+  where the worker that starts one of them finds the others. The lobby is a hint: a worker still takes each job with
+  ``claim``, and drops from the lobby whatever it could not claim.
 
 Redis keys (a job's hash, the job index sets, idempotency keys, the per-state counts; see :mod:`omnirt.keys`) are
 touched only by atomic Lua scripts that get every key through ``KEYS``.
@@ -62,6 +65,9 @@ class JobStore(Protocol):
     def requeue_if_orphaned(self, job_id: str, max_attempts: int, *, holder: str | None = None) -> JobState | None: ...
     def counts(self) -> dict[tuple[str, str], int]: ...
     def oldest_queued_ms(self) -> int | None: ...
+    def enter_lobby(self, batch_key: str, job_id: str, enqueued_at_ms: int) -> None: ...
+    def lobby(self, batch_key: str, limit: int) -> list[str]: ...
+    def leave_lobby(self, batch_key: str, job_ids: list[str]) -> None: ...
     def ping(self) -> None: ...
 
 
@@ -370,6 +376,21 @@ class RedisJobStore:
         oldest = self.redis.zrange(keys.jobs_queued(), 0, 0, withscores=True)
         return int(oldest[0][1]) if oldest else None
 
+    def enter_lobby(self, batch_key: str, job_id: str, enqueued_at_ms: int) -> None:
+        """Offer queued ``job_id`` to the batches of ``batch_key`` (the lobby lives as long as a job record)."""
+        pipe = self.redis.pipeline()
+        pipe.zadd(keys.batch_lobby(batch_key), {job_id: enqueued_at_ms})
+        pipe.expire(keys.batch_lobby(batch_key), self.ttl_s)
+        pipe.execute()
+
+    def lobby(self, batch_key: str, limit: int) -> list[str]:
+        """Up to ``limit`` job ids of the ``batch_key`` lobby, oldest first."""
+        return list(self.redis.zrange(keys.batch_lobby(batch_key), 0, max(0, limit - 1))) if limit > 0 else []
+
+    def leave_lobby(self, batch_key: str, job_ids: list[str]) -> None:
+        if job_ids:
+            self.redis.zrem(keys.batch_lobby(batch_key), *job_ids)
+
 
 # -- Memory -----------------------------------------------------------------------------------------------------------
 
@@ -382,6 +403,7 @@ class MemoryJobStore:
         self._jobs: dict[str, Job] = {}
         self._idempotency: dict[str, str] = {}
         self._counts: dict[tuple[str, str], int] = {}
+        self._lobbies: dict[str, dict[str, int]] = {}
         self._lock = threading.Lock()
         self.is_alive = is_alive
 
@@ -395,6 +417,8 @@ class MemoryJobStore:
         self._counts[new] = self._counts.get(new, 0) + 1
         updated = replace(job, state=state, **changes)
         self._jobs[job.id] = updated
+        if job.batch_key and state != JobState.QUEUED:  # only queued jobs wait in a lobby
+            self._lobbies.get(job.batch_key, {}).pop(job.id, None)
         return updated
 
     def create(self, job: Job, *, event: StageEvent | None = None) -> tuple[Job, bool]:
@@ -513,3 +537,22 @@ class MemoryJobStore:
         with self._lock:
             queued = [job.enqueued_at_ms for job in self._jobs.values() if job.state == JobState.QUEUED]
         return min(queued) if queued else None
+
+    def enter_lobby(self, batch_key: str, job_id: str, enqueued_at_ms: int) -> None:
+        with self._lock:
+            self._lobbies.setdefault(batch_key, {})[job_id] = enqueued_at_ms
+
+    def lobby(self, batch_key: str, limit: int) -> list[str]:
+        with self._lock:
+            members = self._lobbies.get(batch_key, {})
+            return sorted(members, key=lambda job_id: (members[job_id], job_id))[: max(0, limit)]
+
+    def leave_lobby(self, batch_key: str, job_ids: list[str]) -> None:
+        with self._lock:
+            members = self._lobbies.get(batch_key)
+            if members is None:
+                return
+            for job_id in job_ids:
+                members.pop(job_id, None)
+            if not members:
+                del self._lobbies[batch_key]

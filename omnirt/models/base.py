@@ -99,6 +99,8 @@ class BasePipeline(abc.ABC):
     """Subclasses load weights in ``__init__`` and implement the five stages."""
 
     execution_mode: ClassVar[str] = "legacy_call"
+    #: tasks this pipeline runs batched (omnirt.models.batching); none unless a family says so
+    batched_tasks: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, spec: Any, backend: Backend, dtype: str) -> None:
         self.spec = spec

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from omnirt.models.diffusers_pipeline import RUNTIME_CONFIG_KEYS
+from omnirt.runtime.acceleration import STEP_CACHE_CONFIG_KEYS
 from omnirt.runtime.schedulers import UNET_SCHEDULERS
 
 FLOW_SCHEDULERS = ("native",)
@@ -29,6 +30,8 @@ _TASKS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], str, 
         "avatar-asset",
     ),
     "edit": (("image", "prompt"), ("negative_prompt",), _IMAGE_CONFIG, "image", "avatar-asset"),
+    # Keeps the depth structure of the image (estimated by the pipeline); ``strength`` as in image2image.
+    "depth2image": (("image", "prompt"), ("negative_prompt",), (*_IMAGE_CONFIG, "strength"), "image", "avatar-asset"),
     "text2video": (("prompt",), ("negative_prompt",), _VIDEO_CONFIG, "video", "idle-video"),
     "image2video": (("image",), ("prompt", "negative_prompt"), _VIDEO_CONFIG, "video", "idle-video"),
 }
@@ -45,9 +48,16 @@ def diffusion_contract(
     prompt: bool = True,
     require_prompt: bool = False,
     lora: bool = True,
+    step_cache: bool = False,
     **capabilities: Any,
 ) -> dict[str, Any]:
-    """``register_model`` keyword arguments for a diffusers family serving ``task``."""
+    """``register_model`` keyword arguments for a diffusers family serving ``task``.
+
+    ``step_cache``: whether the denoiser takes diffusers' First Block Cache (``config.cache``); a family opts in
+    where its pipeline is one :data:`~omnirt.runtime.acceleration.FIRST_BLOCK_CACHE_PIPELINES` lists (the tests run
+    each). Tasks with a prompt accept
+    ``prompt_cache`` (the prompt-embedding cache's per-request opt-out).
+    """
     required, optional, task_config, artifact_kind, role = _TASKS[task]
     if not prompt:
         required = tuple(name for name in required if name != "prompt")
@@ -57,7 +67,13 @@ def diffusion_contract(
         optional = tuple(name for name in optional if name != "prompt")
     if not negative_prompt:
         optional = tuple(name for name in optional if name != "negative_prompt")
-    config = [key for key in (*RUNTIME_CONFIG_KEYS, *task_config, *extra_config) if key not in drop_config]
+    optional_runtime = (
+        *(("prompt_cache",) if "prompt" in (*required, *optional) else ()),
+        *(STEP_CACHE_CONFIG_KEYS if step_cache else ()),
+    )
+    config = [
+        key for key in (*RUNTIME_CONFIG_KEYS, *optional_runtime, *task_config, *extra_config) if key not in drop_config
+    ]
     if schedulers == FLOW_SCHEDULERS:
         defaults = {"scheduler": "native", **defaults}
     return {

@@ -20,14 +20,16 @@ import inspect
 import logging
 import random
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
-from omnirt.contracts.errors import DependencyUnavailableError
-from omnirt.contracts.types import AdapterRef, Artifact
+from omnirt.contracts.errors import DependencyUnavailableError, InvalidInputError
+from omnirt.contracts.types import AdapterRef, Artifact, GenerateResult, RunReport
 from omnirt.models.base import BasePipeline, RunContext, StageClock
+from omnirt.runtime import acceleration
 from omnirt.runtime.adapters import load_adapters, unload_adapters
 from omnirt.runtime.backends import Backend
 from omnirt.runtime.compile import COMPILED_COMPONENTS, wrap_module
@@ -35,6 +37,7 @@ from omnirt.runtime.dtypes import torch_dtype
 from omnirt.runtime.export import write_mp4, write_png
 from omnirt.runtime.media import load_image, load_mask
 from omnirt.runtime.placement import apply_vae_switches, load_kwargs, place_pipeline
+from omnirt.runtime.prompt_cache import PromptCacheUse, process_cache, prompt_memo
 from omnirt.runtime.schedulers import build_scheduler
 from omnirt.runtime.weights import WeightsSource, load_errors
 
@@ -57,7 +60,10 @@ RUNTIME_CONFIG_KEYS = (
     "group_offload_type",
     "compile",
     "compile_backend",
+    *acceleration.LOAD_CONFIG_KEYS,
 )
+# Consumed by OmniRT too, but accepted only where they apply (see contracts.diffusion_contract).
+OPTIONAL_RUNTIME_CONFIG_KEYS = ("prompt_cache", *acceleration.STEP_CACHE_CONFIG_KEYS)
 
 
 class DiffusersPipeline(BasePipeline):
@@ -73,6 +79,11 @@ class DiffusersPipeline(BasePipeline):
     image_inputs: ClassVar[tuple[str, ...]] = ("image",)
     #: call arguments every run of this family passes
     fixed_arguments: ClassVar[dict[str, Any]] = {}
+    #: the pipeline method that turns prompts into embeddings, memoized by the prompt-embedding cache
+    #: (omnirt.runtime.prompt_cache); None where that method reads per-run state besides its arguments
+    prompt_encoder: ClassVar[str | None] = "encode_prompt"
+    #: tasks whose compatible requests may run as one call (omnirt.models.batching): prompts as lists, a generator each
+    batched_tasks: ClassVar[tuple[str, ...]] = ("text2image", "text2video")
 
     def __init__(
         self,
@@ -87,6 +98,9 @@ class DiffusersPipeline(BasePipeline):
         super().__init__(spec=spec, backend=backend, dtype=dtype)
         self.source = source
         self.adapters = list(adapters or [])
+        self.prompt_cache_owner = uuid.uuid4().hex
+        self._run_timelines: list[Any] = []
+        self._prompt_cache_use = PromptCacheUse()
         self.pipe = self._load(config)
         self.native_scheduler = self.pipe.scheduler
         self._task_pipes: dict[str, Any] = {next(iter(self.pipeline_classes)): self.pipe}
@@ -104,9 +118,11 @@ class DiffusersPipeline(BasePipeline):
         ):
             kwargs["variant"] = "fp16"
         with load_errors(self.spec.id, self.source.location, class_name):
+            kwargs.update(self.separate_components(kwargs["dtype"]))
             pipe = pipeline_cls.from_pretrained(self.source.location, **kwargs)
         pipe.set_progress_bar_config(disable=True)
         self.device_placement = place_pipeline(pipe, self.backend, config)
+        self.backend_timeline += acceleration.apply_at_load(pipe, self.backend, config, torch_dtype(self.dtype))
         for name in COMPILED_COMPONENTS:
             module = getattr(pipe, name, None)
             if module is not None:
@@ -115,10 +131,17 @@ class DiffusersPipeline(BasePipeline):
             load_adapters(pipe, self.adapters)
         return pipe
 
+    def separate_components(self, dtype: Any) -> dict[str, Any]:
+        """Family hook: components published apart from the pipeline's repository (an AnimateDiff motion adapter),
+        loaded here and passed to ``from_pretrained``."""
+        return {}
+
     def unload_adapters(self) -> None:
         """Remove this pipeline's LoRA adapters, restoring the base weights."""
         unload_adapters(self.pipe)
         self.adapters = []
+        process_cache().forget(self.prompt_cache_owner)
+        self.prompt_cache_owner = uuid.uuid4().hex
 
     def task_pipeline(self, task: str) -> Any:
         """The diffusers pipeline for ``task``, sharing the loaded components (``from_pipe``)."""
@@ -132,6 +155,7 @@ class DiffusersPipeline(BasePipeline):
 
     # Stages ----------------------------------------------------------------------------------------------------
     def prepare_conditions(self, ctx: RunContext) -> dict[str, Any]:
+        self._run_timelines, self._prompt_cache_use = [], PromptCacheUse()  # filled by this run's denoise_loop
         pipe = self.task_pipeline(ctx.request.task)
         accepted = inspect.signature(pipe.__call__).parameters
         arguments: dict[str, Any] = dict(self.fixed_arguments)
@@ -144,7 +168,7 @@ class DiffusersPipeline(BasePipeline):
             if argument in accepted:
                 arguments[argument] = value
         for key, value in ctx.config.items():
-            if key in RUNTIME_CONFIG_KEYS or value is None:
+            if key in RUNTIME_CONFIG_KEYS or key in OPTIONAL_RUNTIME_CONFIG_KEYS or value is None:
                 continue
             argument = self.config_arguments.get(key, key)
             if argument in accepted:
@@ -183,10 +207,42 @@ class DiffusersPipeline(BasePipeline):
                 return {}
 
             arguments["callback_on_step_end"] = on_step_end
+        elif "callback" in conditions["accepted"]:  # older pipelines (PixArt): callback(step, timestep, latents)
+
+            def on_step(index: int, _timestep: Any, _latents: Any) -> None:
+                ctx.step(index, total)
+
+            arguments.update(callback=on_step, callback_steps=1)
         import torch
 
-        with self._stage_tracer(pipe, ctx.check_cancelled) as self._trace, torch.inference_mode():
+        with (
+            _input_checks_blame_the_request(pipe),
+            self._stage_tracer(pipe, ctx.check_cancelled) as self._trace,
+            acceleration.step_cache(pipe, ctx.config) as self._run_timelines,
+            prompt_memo(
+                pipe,
+                self.prompt_encoder,
+                owner=self.prompt_cache_owner,
+                enabled=ctx.config.get("prompt_cache", True) is not False,
+            ) as self._prompt_cache_use,
+            torch.inference_mode(),
+        ):
             return pipe(**arguments)
+
+    def run(self, ctx: RunContext, report: RunReport) -> GenerateResult:
+        """The five stages; the report also gets this run's step cache and prompt-embedding cache hits."""
+        self._run_timelines, self._prompt_cache_use = [], PromptCacheUse()
+        try:
+            return super().run(ctx, report)
+        finally:
+            self.report_run_accelerations(report)
+
+    def report_run_accelerations(self, report: RunReport) -> None:
+        """Add what the last ``denoise_loop`` used to ``report``: the step cache's timeline entries, and
+        ``text_embedding`` in ``cache_hits`` when the prompt-embedding cache answered (for a batch: each member's)."""
+        report.backend_timeline += [timeline.to_dict() for timeline in self._run_timelines]
+        if self._prompt_cache_use.hits and "text_embedding" not in report.cache_hits:
+            report.cache_hits.append("text_embedding")
 
     def decode(self, ctx: RunContext, raw: Any) -> Any:
         if self.output_kind == "video":
@@ -239,6 +295,30 @@ class DiffusersPipeline(BasePipeline):
                 handle.remove()
             if vae is not None and "decode" in vars(vae):
                 del vae.decode
+
+
+@contextmanager
+def _input_checks_blame_the_request(pipe: Any) -> Iterator[None]:
+    """A ``ValueError`` from the pipeline's own ``check_inputs`` is the library refusing the request (a size its
+    model cannot take, say, where the registry only knows the common rule): fail the job as invalid input, not as an
+    internal error."""
+    check = getattr(pipe, "check_inputs", None)
+    if check is None:
+        yield
+        return
+
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return check(*args, **kwargs)
+        except ValueError as exc:
+            raise InvalidInputError(f"{type(pipe).__name__} refused the request: {exc}") from exc
+
+    pipe.check_inputs = checked
+    try:
+        yield
+    finally:
+        if "check_inputs" in vars(pipe):
+            del pipe.check_inputs
 
 
 class _CallTrace:
@@ -320,6 +400,7 @@ def import_diffusers() -> Any:
     import_logger = logging.getLogger("transformers.utils.import_utils")
     if not any(isinstance(existing, _TorchvisionFallbackFilter) for existing in import_logger.filters):
         import_logger.addFilter(_TorchvisionFallbackFilter())
+    acceleration.quiet_torchao_import_notices()
     return diffusers
 
 

@@ -55,6 +55,7 @@ LIPSYNC_CAPABILITIES: dict[str, Any] = {
     "streaming": True,
     "service_adapter": "realtime-avatar.ws.v1",
     "prepared_avatars": True,
+    "supports_batching": False,  # sessions batch frames in the avatar scheduler, not jobs
     "backend_status": {"cpu": "supported", "cuda": "supported", "ascend": "supported"},
 }
 

@@ -33,10 +33,11 @@ def save_tiny_pipeline(pipe: Any, target: Path, *, model_id: str, default_config
     return target
 
 
-def make_tiny(model_id: str, target: Path) -> Path:
+def make_tiny(model_id: str, target: Path, task: str | None = None) -> Path:
     """Write a tiny random-weight copy of registered model ``model_id`` into ``target`` (``omnirt make-tiny``).
 
     The builder is the ``tiny`` module beside the family's ``pipeline`` module. Aliases build their target model.
+    ``task`` picks a task with weights of its own (sd21's depth2image); by default the model's primary task.
     """
     import importlib
 
@@ -44,7 +45,7 @@ def make_tiny(model_id: str, target: Path) -> Path:
     from omnirt.registry.registry import get_model
 
     import_diffusers()  # before the builder imports processors: quiets the libraries' notices and bars
-    spec = get_model(model_id)
+    spec = get_model(model_id, task)
     family = spec.pipeline_cls.__module__.rsplit(".", 1)[0]
     builder = importlib.import_module(f"{family}.tiny")
-    return builder.build_tiny(spec.canonical_id, Path(target))
+    return builder.build_tiny(spec.weights_name, Path(target))

@@ -77,14 +77,15 @@ TINY_CLIP_IMAGE_PROCESSOR_CONFIG: dict[str, Any] = {
 }
 
 
-def name_real_image_processor(target: Path, component: str) -> None:
-    """Name ``CLIPImageProcessor`` for ``component`` in ``model_index.json``, as the real repository does.
+def name_real_image_processor(target: Path, component: str, processor: str = "CLIPImageProcessor") -> None:
+    """Name ``processor`` (e.g. ``CLIPImageProcessor``) for ``component`` in ``model_index.json``, as the real
+    repository does.
 
     Without torchvision the processor is built as ``CLIPImageProcessorPil``; transformers loads the real name
     as that class when torchvision is missing, and as the torchvision-backed class where it is installed.
     """
     index_path = Path(target) / "model_index.json"
     index = json.loads(index_path.read_text())
-    if index.get(component) == ["transformers", "CLIPImageProcessorPil"]:
-        index[component] = ["transformers", "CLIPImageProcessor"]
+    if index.get(component) == ["transformers", f"{processor}Pil"]:
+        index[component] = ["transformers", processor]
         index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")

@@ -83,3 +83,16 @@ def llama_tokenizer(model_max_length: int = 4096) -> Any:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = "<unk>"
     return tokenizer
+
+
+def gemma_tokenizer(model_max_length: int = 4096) -> Any:
+    """Gemma BPE with byte fallback: <pad>=0, <eos>=1, <bos>=2, <unk>=3, <0x00>..<0xFF>, the word marker and ASCII."""
+    from transformers import GemmaTokenizer
+
+    vocab = {"<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3}
+    for byte in range(256):
+        vocab[f"<0x{byte:02X}>"] = len(vocab)
+    vocab["▁"] = len(vocab)
+    for code in range(33, 127):
+        vocab[chr(code)] = len(vocab)
+    return GemmaTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length)

@@ -17,6 +17,7 @@ _DEFAULT_ROLE = {
     "image2image": "avatar-asset",
     "inpaint": "avatar-asset",
     "edit": "avatar-asset",
+    "depth2image": "avatar-asset",
     "text2video": "idle-video",
     "image2video": "idle-video",
 }

@@ -34,8 +34,13 @@ _BY_TASK: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 
-# image2image, inpaint and edit take the text2image values.
-_TASK_ALIASES = {"image2image": "text2image", "inpaint": "text2image", "edit": "text2image"}
+# image2image, inpaint, edit and depth2image take the text2image values.
+_TASK_ALIASES = {
+    "image2image": "text2image",
+    "inpaint": "text2image",
+    "edit": "text2image",
+    "depth2image": "text2image",
+}
 
 _BY_MODEL: dict[str, dict[str, dict[str, Any]]] = {
     "flux2.dev": {

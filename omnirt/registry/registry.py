@@ -35,11 +35,13 @@ def register_model(
     resource_hint: dict[str, Any] | None = None,
     execution_mode: str = "legacy_call",
     weightless: bool = False,
+    weights_folder: str | None = None,
     **capabilities: Any,
 ) -> Callable[[PipelineClass], PipelineClass]:
     """Register the decorated pipeline class for (``id``, ``task``). Stackable.
 
     With ``alias_of``, the entry copies the target's spec for that task (registered earlier) under a new id.
+    ``weights_folder`` names the models-dir folder of a task whose weights differ from the id's other tasks.
     """
 
     def decorate(pipeline_cls: PipelineClass) -> PipelineClass:
@@ -59,6 +61,7 @@ def register_model(
                 resource_hint=dict(resource_hint or {}),
                 execution_mode=execution_mode,
                 weightless=weightless,
+                weights_folder=weights_folder,
             )
         if spec.tier not in TIERS:
             raise ValueError(f"model '{id}' has unknown tier '{spec.tier}'")

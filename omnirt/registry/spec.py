@@ -27,6 +27,7 @@ TASK_PRIORITY = (
     "image2image",
     "inpaint",
     "edit",
+    "depth2image",
     "text2video",
     "image2video",
     "audio2video",
@@ -75,6 +76,8 @@ class ModelSpec:
     resource_hint: dict[str, Any] = field(default_factory=dict)
     execution_mode: str = "legacy_call"
     weightless: bool = False  # runs without a weights folder (service clients, the dispatch benchmark model)
+    # The models-dir folder of a task whose weights differ from the id's other tasks (sd21's depth2image: sd21-depth).
+    weights_folder: str | None = None
 
     @property
     def tier(self) -> str:
@@ -87,6 +90,11 @@ class ModelSpec:
     @property
     def canonical_id(self) -> str:
         return self.capabilities.alias_of or self.id
+
+    @property
+    def weights_name(self) -> str:
+        """The name its weights go by: the models-dir folder, the tiny builder's key, the warm-cache key."""
+        return self.weights_folder or self.canonical_id
 
     @property
     def status(self) -> str:

@@ -20,6 +20,13 @@ from omnirt.registry.limits import limit_errors, limits_for
 from omnirt.registry.presets import PRESETS, preset_config
 from omnirt.registry.registry import get_model, nearby_models, tasks_of
 from omnirt.registry.spec import ModelSpec
+from omnirt.runtime.acceleration import (
+    LAYERWISE_CASTS,
+    QUANTIZATIONS,
+    STEP_CACHES,
+    check_acceleration_config,
+    step_cache_refusal,
+)
 from omnirt.runtime.placement import OFFLOAD_SWITCHES, parse_device_map, parse_devices
 
 PATH_INPUTS = ("image", "mask", "audio")
@@ -49,15 +56,12 @@ VALUE_RULES: dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]] = {
     "dtype": ((str,), lambda v: v in DTYPES, f"one of {', '.join(DTYPES)}"),
     "launcher": ((str,), lambda v: v in ("python", "torchrun", "accelerate"), "one of python, torchrun, accelerate"),
     "group_offload_type": ((str,), lambda v: v in ("block_level", "leaf_level"), "one of block_level, leaf_level"),
-    "quantization": ((str,), lambda v: v in ("int8", "fp8", "nf4"), "one of int8, fp8, nf4"),
-    "quantization_backend": (
-        (str,),
-        lambda v: v in ("auto", "torchao", "bitsandbytes"),
-        "one of auto, torchao, bitsandbytes",
-    ),
-    "cache": ((str,), lambda v: v == "tea_cache", "tea_cache"),
-    "tea_cache_ratio": (_NUMBER, lambda v: v >= 0, "a number >= 0"),
-    "tea_cache_interval": ((int,), lambda v: v >= 1, "an integer >= 1"),
+    # omnirt/runtime/acceleration.py and omnirt/runtime/prompt_cache.py
+    "quantization": ((str,), lambda v: v in QUANTIZATIONS, f"one of {', '.join(QUANTIZATIONS)}"),
+    "layerwise_casting": ((str,), lambda v: v in LAYERWISE_CASTS, f"one of {', '.join(LAYERWISE_CASTS)}"),
+    "cache": ((str,), lambda v: v in STEP_CACHES, f"one of {', '.join(STEP_CACHES)}"),
+    "cache_threshold": (_NUMBER, lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "prompt_cache": ((bool,), lambda v: True, "true or false"),
     "compile": ((bool,), lambda v: True, "true or false"),
     "stream": ((bool,), lambda v: True, "true or false"),
     "speed": (_NUMBER, lambda v: 0.25 <= v <= 4, "a number in [0.25, 4]"),
@@ -71,7 +75,7 @@ VALUE_RULES: dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]] = {
     **{switch: ((bool,), lambda v: True, "true or false") for switch in OFFLOAD_SWITCHES},
 }
 
-# Config keys naming files or folders that must exist; wav2vec_dir may be relative to repo_path.
+# Config keys naming files or folders that must exist; ckpt_dir and wav2vec_dir may be relative to repo_path.
 PATH_CONFIG = ("repo_path", "ckpt_dir", "wav2vec_dir", "env_script", "ascend_env_script", "python_executable")
 
 
@@ -173,6 +177,8 @@ def _check_values(result: ValidationResult, config: dict[str, Any]) -> None:
     steps, strength = config.get("num_inference_steps"), config.get("strength")
     if isinstance(steps, int) and isinstance(strength, (int, float)) and 0 <= strength <= 1 and steps * strength < 1:
         result.error(f"strength {strength} x num_inference_steps {steps} leaves no denoising step; raise either one.")
+    for problem in check_acceleration_config(config):
+        result.error(problem)
     enabled = [switch for switch in OFFLOAD_SWITCHES if config.get(switch)]
     if len(enabled) > 1:
         result.error(f"Offload switches are mutually exclusive; got {', '.join(enabled)}.")
@@ -188,7 +194,7 @@ def _check_values(result: ValidationResult, config: dict[str, Any]) -> None:
         if value in (None, ""):
             continue
         path = Path(str(value)).expanduser()
-        if key == "wav2vec_dir" and repo and not path.is_absolute():
+        if key in ("ckpt_dir", "wav2vec_dir") and repo and not path.is_absolute():
             path = Path(str(repo)).expanduser() / path
         if not path.exists():
             result.error(f"config.{key} does not exist: {path}.")
@@ -267,6 +273,10 @@ def validate_request(
         )
     _check_inputs(result, spec, request.inputs)
     _check_values(result, {key: value for key, value in config.items() if key in caps.supported_config})
+    if config.get("cache") in STEP_CACHES and "cache" in caps.supported_config:
+        pipeline_class = getattr(spec.pipeline_cls, "pipeline_classes", {}).get(spec.task)
+        if refusal := step_cache_refusal(spec.id, pipeline_class):
+            result.error(refusal)
     for message in limit_errors(config, limits_for(spec, limits)):
         result.error(message)
 

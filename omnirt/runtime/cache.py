@@ -1,7 +1,8 @@
 """The warm pipeline cache: loaded models kept between runs, keyed only by what changes the weights.
 
-The key is (model, weights location, dtype, placement and compile mode, adapters). Steps, size, seed, scheduler and
-other per-run settings never reload weights. Entries leave the cache in three ways:
+The key is (model, weights location, dtype, placement + compile mode + the weight-changing acceleration
+switches, adapters). Steps, size, seed, scheduler and other per-run settings never reload weights. Entries leave
+the cache in three ways:
 
 * least recently used first, when more than ``max_entries`` are loaded;
 * least recently used first, when a new model's estimated size would take the total over ``memory_budget_gb``;

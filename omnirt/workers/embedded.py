@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-
 def embedded_worker_id(index: int) -> str:
     """The id of embedded worker thread ``index`` of this process."""
     return f"embedded:{socket.gethostname()}:{os.getpid()}:{index}"
@@ -34,6 +33,7 @@ def in_this_process(worker_id: str) -> bool:
     """Whether ``worker_id`` is an embedded worker thread of this process: alive as long as the process is, whatever
     its heartbeat says (a long call that holds the GIL can delay a beat past its TTL; the job is still running)."""
     return worker_id.startswith(f"embedded:{socket.gethostname()}:{os.getpid()}:")
+
 
 class EmbeddedDispatcher:
     """In-process worker threads fed from a queue: the embedded stand-in for Celery and Redis. ``queues`` are the

@@ -12,13 +12,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omnirt.contracts.types import GenerateRequest, GenerateResult, RunReport
+from omnirt.jobs.batching import MEMBER_CONFIG
 from omnirt.models.base import CancelCheck, EventSink, RunContext
+from omnirt.models.batching import BatchMember, BatchRequest, run_batched
 from omnirt.registry.spec import ModelSpec
 from omnirt.registry.validation import ValidationResult, resolve_config, validate_request
+from omnirt.runtime.acceleration import acceleration_key
 from omnirt.runtime.adapters import adapter_fingerprint
 from omnirt.runtime.backends import Backend, resolve_backend
 from omnirt.runtime.cache import CacheKey, WarmPipelineCache
@@ -26,6 +32,7 @@ from omnirt.runtime.compile import compile_key
 from omnirt.runtime.dtypes import choose_dtype
 from omnirt.runtime.memory import ensure_memory_budget
 from omnirt.runtime.placement import placement_key
+from omnirt.runtime.prompt_cache import process_cache as process_prompt_cache
 from omnirt.runtime.weights import WeightsSource, read_folder_defaults, resolve_weights
 
 log = logging.getLogger(__name__)
@@ -78,6 +85,75 @@ class Engine:
         Artifacts go to ``run_dir`` if given, else ``<output_dir>/<run id>/`` (``config.output_dir`` wins over both).
         ``avatars`` is the avatar store, for avatar models that read prepared avatars.
         """
+        prepared = self._prepare(
+            request,
+            backend=backend,
+            on_event=on_event,
+            should_cancel=should_cancel,
+            job_id=job_id,
+            output_dir=output_dir,
+            run_dir=run_dir,
+            avatars=avatars,
+        )
+        entry = self._warm_entry(prepared, [prepared.ctx])
+        with entry.lock:
+            entry.uses += 1
+            return entry.pipeline.run(prepared.ctx, prepared.report)
+
+    def run_batch(
+        self,
+        members: list[BatchRequest],
+        *,
+        backend: str | None = None,
+        batch_group_id: str | None = None,
+        output_dir: Path | None = None,
+    ) -> list[GenerateResult | None]:
+        """Run compatible requests (one batch key, :mod:`omnirt.jobs.batching`) as one pipeline call; one result per
+        member, None for a member cancelled meanwhile. Raises the run's error for all of them."""
+        batch_group_id = batch_group_id or uuid.uuid4().hex
+        prepared = [
+            self._prepare(
+                member.request,
+                backend=backend,
+                on_event=member.on_event,
+                should_cancel=member.should_cancel,
+                job_id=member.job_id,
+                output_dir=output_dir,
+                run_dir=member.run_dir,
+            )
+            for member in members
+        ]
+        first = prepared[0]
+        for other in prepared[1:]:
+            if other.key != first.key or other.spec.id != first.spec.id or not _same_batch_config(first, other):
+                raise ValueError("the requests of a batch differ in more than prompt, negative prompt and seed")
+        entry = self._warm_entry(first, [item.ctx for item in prepared])
+        for item in prepared:
+            item.report.timings["load_ms"] = first.report.timings["load_ms"]
+            item.report.cache_hits = list(first.report.cache_hits)
+        if first.spec.task not in getattr(entry.pipeline, "batched_tasks", ()):
+            raise ValueError(f"{first.spec.id} does not run {first.spec.task} batched")
+        batch = [
+            BatchMember(ctx=item.ctx, report=item.report, on_cancelled=member.on_cancelled)
+            for item, member in zip(prepared, members, strict=True)
+        ]
+        with entry.lock:
+            entry.uses += 1
+            return run_batched(entry.pipeline, batch, batch_group_id=batch_group_id)
+
+    def _prepare(
+        self,
+        request: GenerateRequest,
+        *,
+        backend: str | None,
+        on_event: EventSink | None,
+        should_cancel: CancelCheck | None,
+        job_id: str | None,
+        output_dir: Path | None,
+        run_dir: Path | None,
+        avatars: Any = None,
+    ) -> _PreparedRun:
+        """Validate ``request``, find its weights and config, and build its run context, report and cache key."""
         validation = validate_request(request, backend=backend, limits=self.limits)
         validation.raise_for_errors()
         spec = validation.model
@@ -103,29 +179,38 @@ class Engine:
         )
         for warning in validation.warnings + ([dtype_note] if dtype_note else []):
             ctx.emit("warning", None, message=warning)
-
         key = self._key(spec, source, dtype, resolved_backend, config, request)
-        ctx.emit("stage_start", "load")
-        load_started = time.perf_counter()
-        entry, warm = self.cache.get_or_load(
-            key, lambda: self._load(spec, source, resolved_backend, dtype, config, request)
+        return _PreparedRun(
+            spec=spec,
+            ctx=ctx,
+            report=report,
+            key=key,
+            load=lambda: self._load(spec, source, resolved_backend, dtype, config, request),
         )
+
+    def _warm_entry(self, prepared: _PreparedRun, contexts: list[RunContext]) -> Any:
+        """The warm cache entry of ``prepared``, loading it if needed; the load stage is reported to ``contexts``."""
+        for ctx in contexts:
+            ctx.emit("stage_start", "load")
+        load_started = time.perf_counter()
+        entry, warm = self.cache.get_or_load(prepared.key, prepared.load)
+        report = prepared.report
         report.timings["load_ms"] = round((time.perf_counter() - load_started) * 1000, 3)
-        ctx.emit("stage_end", "load", warm=warm, elapsed_ms=report.timings["load_ms"])
+        for ctx in contexts:
+            ctx.emit("stage_end", "load", warm=warm, elapsed_ms=report.timings["load_ms"])
         if warm:
             report.cache_hits.append("pipeline")
-        with entry.lock:
-            entry.uses += 1
-            return entry.pipeline.run(ctx, report)
+        return entry
 
     def configure(self, settings: Any) -> None:
-        """Take the process settings that apply to runs: torch threads, the request limits, and the warm cache's
-        size, idle unload and memory budget (models already loaded stay loaded)."""
+        """Take the process settings that apply to runs: torch threads, the request limits, the warm cache's
+        size, idle unload and memory budget (models already loaded stay loaded), the prompt-embedding cache's size."""
         self.torch_threads = settings.torch_threads
         self.limits = dict(settings.limits)
         self.cache.resize(
             settings.cache_size, idle_unload_s=settings.idle_unload_s, memory_budget_gb=settings.memory_budget_gb
         )
+        process_prompt_cache().resize(settings.prompt_cache_size)
 
     def preload(self, model_id: str, *, backend: str = "auto") -> None:
         """Load ``model_id`` (its primary task, default settings) into the warm cache without running it."""
@@ -173,10 +258,10 @@ class Engine:
         request: GenerateRequest,
     ) -> CacheKey:
         return (
-            spec.canonical_id,
+            spec.weights_name,
             source.location,
             dtype,
-            f"{placement_key(backend, config)}|{compile_key(backend, config)}",
+            f"{placement_key(backend, config)}|{compile_key(backend, config)}|{acceleration_key(config)}",
             adapter_fingerprint(request.adapters),
         )
 
@@ -184,7 +269,7 @@ class Engine:
         if spec.weightless:
             return WeightsSource(location="", origin="none")
         return resolve_weights(
-            spec.canonical_id,
+            spec.weights_name,
             hub_id=spec.hub_id,
             model_path=config.get("model_path"),
             models_dir=self.models_dir,
@@ -218,6 +303,27 @@ class Engine:
         )
         pipeline.estimated_gb = estimate or 0.0
         return pipeline
+
+
+@dataclass
+class _PreparedRun:
+    """One validated request, ready to run: its model, context, report, warm-cache key and how to load it."""
+
+    spec: ModelSpec
+    ctx: RunContext
+    report: RunReport
+    key: CacheKey
+    load: Callable[[], Any]
+
+
+def _same_batch_config(first: _PreparedRun, other: _PreparedRun) -> bool:
+    """Whether two prepared runs differ in nothing but their own seed (the batch key decided that already; the
+    weights folder's own defaults, read on the worker, apply to both alike)."""
+
+    def shared(run: _PreparedRun) -> dict[str, Any]:
+        return {key: value for key, value in run.ctx.config.items() if key not in MEMBER_CONFIG}
+
+    return shared(first) == shared(other)
 
 
 _DEFAULT_ENGINE: Engine | None = None

@@ -8,32 +8,34 @@ matching terminal event. Nothing large goes through the broker: the task carries
 Every claimed job ends: whatever is raised once the job is claimed fails it. A job past its time limit
 (:mod:`omnirt.registry.limits`) fails with ``timeout`` at its next step (and Celery's soft limit interrupts one that
 never reaches a step). Error messages name no server paths.
+
+A job with a batch key (:mod:`omnirt.jobs.batching`) leaves its lobby when claimed; with dynamic batching on
+(``OMNIRT_MAX_BATCH_SIZE`` above 1) the worker first takes compatible queued jobs from the lobby and runs them all as
+one call (:mod:`omnirt.workers.batching`).
 """
 
 from __future__ import annotations
 
 import logging
-import re
-import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from omnirt.contracts.errors import JobCancelledError, JobTimeoutError, OmniRTError
+from omnirt.contracts.errors import JobCancelledError, OmniRTError
 from omnirt.contracts.types import GenerateRequest
 from omnirt.events.bus import job_event
 from omnirt.jobs.job import Job, JobState
 from omnirt.jobs.store import Claim
 from omnirt.registry.limits import job_time_limit_s
 from omnirt.tracing import StageSpans, current_span_fields, log_context, mark_error, span
+from omnirt.workers.batching import execute_batch, take_companions
+from omnirt.workers.outcomes import cancel_check, cancelled, error_of, fail, succeeded
 
 if TYPE_CHECKING:
     from omnirt.backplane import Backplane
     from omnirt.workers.engine import Engine
 
 log = logging.getLogger(__name__)
-
-CANCEL_POLL_S = 0.05
 
 
 def execute_job(job_id: str, *, backplane: Backplane, engine: Engine, worker_id: str) -> JobState | None:
@@ -59,7 +61,13 @@ def execute_job(job_id: str, *, backplane: Backplane, engine: Engine, worker_id:
     ):
         stages = StageSpans()
         try:
-            state = _run_claimed(job, backplane=backplane, engine=engine, worker_id=worker_id, stages=stages)
+            companions = take_companions(job, backplane=backplane, worker_id=worker_id) if job.batch_key else []
+            if companions:
+                state = execute_batch(
+                    [job, *companions], backplane=backplane, engine=engine, worker_id=worker_id, stages=stages
+                )
+            else:
+                state = _run_claimed(job, backplane=backplane, engine=engine, worker_id=worker_id, stages=stages)
         finally:
             stages.close(error="the job ended inside this stage")
         if state is not None and state is not JobState.SUCCEEDED:
@@ -71,78 +79,34 @@ def execute_job(job_id: str, *, backplane: Backplane, engine: Engine, worker_id:
 def _run_claimed(
     job: Job, *, backplane: Backplane, engine: Engine, worker_id: str, stages: StageSpans
 ) -> JobState | None:
-    store, events, job_id = backplane.store, backplane.events, job.id
+    events, job_id = backplane.events, job.id
     started = current_span_fields()  # the job span's ids, for GET /v1/jobs/{id}/trace
     log.info("job %s: running %s on %s (attempt %d)", job_id, job.model, worker_id, job.attempts)
     events.append_later(
         job_id, job_event("job_started", job_id=job_id, worker_id=worker_id, attempt=job.attempts, **started)
     )
-
-    last_poll = [time.monotonic(), False]  # a cancel before the start was seen by claim()
     time_limit_s = job_time_limit_s(job.model, job.task, backplane.settings.limits)
-    deadline = time.monotonic() + time_limit_s
-
-    def should_cancel() -> bool:
-        now = time.monotonic()
-        if now > deadline:
-            raise JobTimeoutError(f"The job ran past its time limit of {time_limit_s:g} s and was stopped.")
-        if now - last_poll[0] >= CANCEL_POLL_S:
-            last_poll[:] = [now, store.cancel_requested(job_id)]
-        return bool(last_poll[1])
-
     try:
         request = GenerateRequest.from_dict(job.request)
         result = engine.run(
             request,
             backend=job.backend,
             on_event=lambda event: (stages(event), events.append_later(job_id, event)),
-            should_cancel=should_cancel,
+            should_cancel=cancel_check(backplane, job_id, time_limit_s),
             job_id=job_id,
             run_dir=backplane.settings.artifact_dir.resolve() / job_id,
             avatars=backplane.avatars,
         )
     except JobCancelledError:
         events.flush()
-        store.finish(job_id, JobState.CANCELLED, event=job_event("job_cancelled", job_id=job_id))
-        return JobState.CANCELLED
-    except SoftTimeLimitExceeded:
-        events.flush()
-        timeout = JobTimeoutError(f"The job ran past its time limit of {time_limit_s:g} s and was stopped.")
-        return _fail(backplane, job_id, timeout.to_dict())
-    except OmniRTError as exc:
-        events.flush()
-        return _fail(backplane, job_id, exc.to_dict())
+        return cancelled(backplane, job_id)
     except Exception as exc:
-        log.exception("job %s failed", job_id)
+        if not isinstance(exc, (OmniRTError, SoftTimeLimitExceeded)):
+            log.exception("job %s failed", job_id)
         events.flush()
-        return _fail(
-            backplane, job_id, {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}", "details": {}}
-        )
-    result.metadata.worker_id = worker_id
-    result.metadata.trace_id = job.trace_id
-    if job.started_at_ms is not None:
-        result.metadata.queue_wait_ms = float(job.started_at_ms - job.enqueued_at_ms)
-    payload = result.to_dict()
+        return fail(backplane, job_id, error_of(exc, time_limit_s))
     events.flush()
-    finished = job_event("job_finished", job_id=job_id, outputs=len(result.outputs))
-    if not store.finish(job_id, JobState.SUCCEEDED, result=payload, event=finished):
+    state = succeeded(backplane, job, result, worker_id=worker_id)
+    if state is None:
         log.warning("job %s finished but its record had moved on; result dropped", job_id)
-        return None
-    backplane.record_stage_timings(job.model, result.metadata.timings)
-    return JobState.SUCCEEDED
-
-
-_SERVER_PATH = re.compile(r"(?<![\w.:/])/(?:[\w.@+-]+/)+[\w.@+-]*")
-
-
-def redact_paths(message: str) -> str:
-    """``message`` with absolute server paths replaced by their last component (``.../image-0.png``)."""
-    return _SERVER_PATH.sub(lambda match: ".../" + match.group(0).rstrip("/").rsplit("/", 1)[-1], message)
-
-
-def _fail(backplane: Backplane, job_id: str, error: dict[str, Any]) -> JobState:
-    error = {**error, "message": redact_paths(str(error.get("message", "")))}
-    backplane.store.finish(
-        job_id, JobState.FAILED, error=error, event=job_event("job_failed", job_id=job_id, error=error)
-    )
-    return JobState.FAILED
+    return state

@@ -100,6 +100,7 @@ class FlashTalkUpstreamSession(AvatarSession):
     streaming=True,
     resident=True,
     queue="flashtalk",
+    supports_batching=False,
     service_adapter="realtime-avatar.ws.v1",
     backend_status={"cuda": "supported", "ascend": "supported"},
     summary="SoulX-FlashTalk 14B via its resident WebSocket server (proxy, or launched and supervised by the worker).",

@@ -1,4 +1,4 @@
-"""FLUX.1: dev and schnell (text2image), Fill (inpaint) and Kontext (edit).
+"""FLUX.1: dev and schnell (text2image), Fill (inpaint), Kontext and Depth / Canny control (edit).
 
 ``pipeline`` registers and runs the family; ``tiny`` writes tiny random-weight copies for ``omnirt make-tiny``.
 """

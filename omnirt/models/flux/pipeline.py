@@ -1,4 +1,4 @@
-"""FLUX.1: dev and schnell (text2image), Fill (inpaint) and Kontext (edit)."""
+"""FLUX.1: dev and schnell (text2image), Fill (inpaint), Kontext and Depth / Canny control (edit)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ T5_LENGTH = ("max_sequence_length",)
     resource_hint=HINT,
     **diffusion_contract(
         "text2image",
+        step_cache=True,
         defaults={**SIZE, "num_inference_steps": 4, "guidance_scale": 0.0, "max_sequence_length": 256},
         extra_config=T5_LENGTH,
         negative_prompt=False,
@@ -37,6 +38,7 @@ T5_LENGTH = ("max_sequence_length",)
     example='omnirt generate --task text2image --model flux-dev --prompt "a studio portrait"',
     **diffusion_contract(
         "text2image",
+        step_cache=True,
         defaults={**SIZE, "num_inference_steps": 28, "guidance_scale": 3.5, "max_sequence_length": 512},
         extra_config=T5_LENGTH,
         negative_prompt=False,
@@ -92,3 +94,41 @@ class FluxKontext(DiffusersPipeline):
 
     def adjust_arguments(self, ctx: RunContext, arguments: dict[str, Any]) -> None:
         arguments["max_area"] = int(ctx.config["width"]) * int(ctx.config["height"])
+
+
+def _flux_control(model_id: str, hub_id: str, *, steps: int, guidance: float, summary: str) -> Any:
+    return register_model(
+        id=model_id,
+        task="edit",
+        hub_id=hub_id,
+        resource_hint=HINT,
+        **diffusion_contract(
+            "edit",
+            defaults={**SIZE, "num_inference_steps": steps, "guidance_scale": guidance, "max_sequence_length": 512},
+            extra_config=T5_LENGTH,
+            negative_prompt=False,
+            tier="adjacent",
+            maturity="beta",
+            summary=summary,
+        ),
+    )
+
+
+@_flux_control(
+    "flux-canny",
+    "black-forest-labs/FLUX.1-Canny-dev",
+    steps=50,
+    guidance=30.0,
+    summary="FLUX.1 Canny: text to image following the edges of a Canny map (the input image).",
+)
+@_flux_control(
+    "flux-depth",
+    "black-forest-labs/FLUX.1-Depth-dev",
+    steps=30,
+    guidance=10.0,
+    summary="FLUX.1 Depth: text to image following the structure of a depth map (the input image).",
+)
+class FluxControl(DiffusersPipeline):
+    pipeline_classes = {"edit": "FluxControlPipeline"}
+    # The request's image is the control map; the transformer sees it concatenated to the latents per token.
+    input_arguments = {"image": "control_image"}

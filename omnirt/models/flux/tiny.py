@@ -1,7 +1,8 @@
-"""Tiny random-weight FLUX.1 dev / schnell / Fill / Kontext, for `omnirt make-tiny` and the tests.
+"""Tiny random-weight FLUX.1 dev / schnell / Fill / Kontext / Depth / Canny, for `omnirt make-tiny` and the tests.
 
 This module owns the tiny copies of ``black-forest-labs/FLUX.1-dev`` (``flux-dev``), ``FLUX.1-schnell``
-(``flux-schnell``), ``FLUX.1-Fill-dev`` (``flux-fill``) and ``FLUX.1-Kontext-dev`` (``flux-kontext``), each saved in
+(``flux-schnell``), ``FLUX.1-Fill-dev`` (``flux-fill``), ``FLUX.1-Kontext-dev`` (``flux-kontext``),
+``FLUX.1-Depth-dev`` (``flux-depth``) and ``FLUX.1-Canny-dev`` (``flux-canny``), each saved in
 its real layout: a ``transformer`` (MMDiT + single-stream blocks), a KL ``vae`` without quant convs, a CLIP text
 encoder (pooled embedding), a T5 encoder (sequence embedding) and a flow-matching scheduler.
 
@@ -11,6 +12,8 @@ encoder (pooled embedding), a T5 encoder (sequence embedding) and a flow-matchin
   Fill concatenates, per token, the noisy latents, the masked-image latents and the mask at pixel resolution
   folded into the token (``4 * vae_scale_factor ** 2`` values), so its ``in_channels`` is
   ``4 * latent_channels * 2 + 4 * vae_scale_factor ** 2`` while ``out_channels`` stays ``4 * latent_channels``.
+* Depth and Canny (:class:`~diffusers.FluxControlPipeline`) concatenate the packed latents of the control image to
+  the packed noisy latents, so their ``in_channels`` is twice dev's, with ``out_channels`` ``4 * latent_channels``.
 * ``pooled_projection_dim`` = CLIP ``hidden_size``; ``joint_attention_dim`` = T5 ``d_model``; the RoPE axes
   (``axes_dims_rope``) add up to ``attention_head_dim``.
 
@@ -81,8 +84,14 @@ FILL_TRANSFORMER_CONFIG: dict[str, Any] = {
     "out_channels": 4 * _LATENT_CHANNELS,
 }
 
-# dev / Fill / Kontext: the shift grows with the image token count (the shared FLUX scheduler); schnell: a fixed
-# shift of 1.
+CONTROL_TRANSFORMER_CONFIG: dict[str, Any] = {
+    **DEV_TRANSFORMER_CONFIG,
+    "in_channels": 2 * 4 * _LATENT_CHANNELS,  # packed noisy latents + packed control-image latents
+    "out_channels": 4 * _LATENT_CHANNELS,
+}
+
+# dev / Fill / Kontext / Depth / Canny: the shift grows with the image token count (the shared FLUX scheduler);
+# schnell: a fixed shift of 1.
 DEV_SCHEDULER_CONFIG: dict[str, Any] = TINY_FLUX_SCHEDULER_CONFIG
 
 SCHNELL_SCHEDULER_CONFIG: dict[str, Any] = {"num_train_timesteps": 1000, "shift": 1.0, "use_dynamic_shifting": False}
@@ -138,11 +147,19 @@ def _kontext() -> DiffusionPipeline:
     return FluxKontextPipeline(**_components(DEV_TRANSFORMER_CONFIG, DEV_SCHEDULER_CONFIG))
 
 
+def _control() -> DiffusionPipeline:
+    from diffusers import FluxControlPipeline
+
+    return FluxControlPipeline(**_components(CONTROL_TRANSFORMER_CONFIG, DEV_SCHEDULER_CONFIG))
+
+
 _BUILDERS = {
     "flux-dev": (_dev, DEFAULT_CONFIG),
     "flux-schnell": (_schnell, DEFAULT_CONFIG),
     "flux-fill": (_fill, DEFAULT_CONFIG),
     "flux-kontext": (_kontext, KONTEXT_DEFAULT_CONFIG),
+    "flux-depth": (_control, DEFAULT_CONFIG),
+    "flux-canny": (_control, DEFAULT_CONFIG),
 }
 
 

@@ -14,6 +14,7 @@ from omnirt.registry.registry import register_model
     resource_hint={"min_vram_gb": 48, "dtype": "bf16"},
     **diffusion_contract(
         "text2video",
+        step_cache=True,
         defaults={
             "width": 1280,
             "height": 720,

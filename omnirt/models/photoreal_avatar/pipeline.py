@@ -47,6 +47,7 @@ FIELDS: dict[str, Any] = {
     "realtime": True,
     "streaming": True,
     "prepared_avatars": True,
+    "supports_batching": False,  # sessions batch frames in the avatar scheduler, not jobs
     "service_adapter": "realtime-avatar.ws.v1",
     "backend_status": {"cpu": "supported", "cuda": "supported", "ascend": "supported"},
 }

@@ -1,4 +1,4 @@
-"""Qwen-Image (MMDiT with a Qwen2.5-VL text encoder): text2image.
+"""Qwen-Image (MMDiT with a Qwen2.5-VL text encoder): text2image; Qwen-Image-Edit and Edit-Plus (edit).
 
 ``pipeline`` registers and runs the family; ``tiny`` writes tiny random-weight copies for ``omnirt make-tiny``.
 """

@@ -1,19 +1,30 @@
-"""Qwen-Image (MMDiT with a Qwen2.5-VL text encoder): text2image."""
+"""Qwen-Image (MMDiT with a Qwen2.5-VL text encoder): text2image, and the Edit and Edit-Plus (2509) models (edit).
+
+The edit models read the input image twice: the Qwen2.5-VL encoder sees it with the instruction (through the
+repository's ``processor``, a ``Qwen2VLProcessor``), and the VAE latents of it join the transformer's sequence.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from omnirt.contracts.errors import DependencyUnavailableError
 from omnirt.models.contracts import diffusion_contract
 from omnirt.models.diffusers_pipeline import DiffusersPipeline
 from omnirt.registry.registry import register_model
+
+HINT = {"min_vram_gb": 40, "dtype": "bf16"}
+TRUE_CFG = ("true_cfg_scale", "max_sequence_length")
 
 
 @register_model(
     id="qwen-image",
     task="text2image",
     hub_id="Qwen/Qwen-Image",
-    resource_hint={"min_vram_gb": 40, "dtype": "bf16"},
+    resource_hint=HINT,
     **diffusion_contract(
         "text2image",
+        step_cache=True,
         defaults={
             "width": 1328,
             "height": 1328,
@@ -21,7 +32,7 @@ from omnirt.registry.registry import register_model
             "true_cfg_scale": 4.0,
             "max_sequence_length": 512,
         },
-        extra_config=("true_cfg_scale", "max_sequence_length"),
+        extra_config=TRUE_CFG,
         drop_config=("guidance_scale",),
         tier="adjacent",
         maturity="beta",
@@ -30,3 +41,61 @@ from omnirt.registry.registry import register_model
 )
 class QwenImageFamily(DiffusersPipeline):
     pipeline_classes = {"text2image": "QwenImagePipeline"}
+
+
+def require_processor_support(model_id: str) -> None:
+    """transformers builds (and loads) ``Qwen2VLProcessor`` only where torchvision works: say so up front."""
+    from transformers.utils import is_torchvision_available
+
+    if not is_torchvision_available():
+        raise DependencyUnavailableError(
+            f"'{model_id}' needs torchvision: transformers builds its Qwen2VLProcessor (with a video processor) only "
+            "where torchvision is installed.",
+            details={"model": model_id, "missing": "torchvision"},
+        )
+
+
+class QwenImageEditing(DiffusersPipeline):
+    """The edit models: their repositories carry a ``processor`` that needs torchvision."""
+
+    def _load(self, config: dict[str, Any]) -> Any:
+        require_processor_support(self.spec.id)
+        return super()._load(config)
+
+
+def _qwen_edit(model_id: str, hub_id: str, *, summary: str) -> Any:
+    return register_model(
+        id=model_id,
+        task="edit",
+        hub_id=hub_id,
+        resource_hint=HINT,
+        **diffusion_contract(
+            "edit",
+            defaults={
+                "width": 1024,
+                "height": 1024,
+                "num_inference_steps": 50,
+                "true_cfg_scale": 4.0,
+                "max_sequence_length": 512,
+            },
+            extra_config=TRUE_CFG,
+            drop_config=("guidance_scale",),
+            tier="adjacent",
+            maturity="beta",
+            summary=summary,
+        ),
+    )
+
+
+@_qwen_edit("qwen-image-edit", "Qwen/Qwen-Image-Edit", summary="Qwen-Image-Edit: instruction-based image editing.")
+class QwenImageEdit(QwenImageEditing):
+    pipeline_classes = {"edit": "QwenImageEditPipeline"}
+
+
+@_qwen_edit(
+    "qwen-image-edit-plus",
+    "Qwen/Qwen-Image-Edit-2509",
+    summary="Qwen-Image-Edit 2509: instruction-based image editing.",
+)
+class QwenImageEditPlus(QwenImageEditing):
+    pipeline_classes = {"edit": "QwenImageEditPlusPipeline"}

@@ -1,6 +1,8 @@
-"""Tiny random-weight Qwen-Image, for `omnirt make-tiny` and the tests.
+"""Tiny random-weight Qwen-Image and its edit models, for `omnirt make-tiny` and the tests.
 
-This module owns the tiny copy of ``Qwen/Qwen-Image`` (``qwen-image``): a :class:`~diffusers.QwenImagePipeline`
+This module owns the tiny copies of ``Qwen/Qwen-Image`` (``qwen-image``), ``Qwen/Qwen-Image-Edit``
+(``qwen-image-edit``) and ``Qwen/Qwen-Image-Edit-2509`` (``qwen-image-edit-plus``). Qwen-Image is a
+:class:`~diffusers.QwenImagePipeline`
 saved in the real layout, with an MMDiT ``transformer``, the Wan-style causal 3D ``vae``
 (:class:`~diffusers.AutoencoderKLQwenImage`), a Qwen2.5-VL ``text_encoder`` with its Qwen2 ``tokenizer``, and a
 flow-matching scheduler with resolution-dependent shifting. The same folder also serves image-to-image and
@@ -16,6 +18,12 @@ How the dimensions are tied:
   ``out_hidden_size`` must match too.
 * The RoPE axes (``axes_dims_rope``) add up to ``attention_head_dim``.
 
+The edit models share those components and add the repository's ``processor``: a ``Qwen2VLProcessor`` (the Qwen2
+tokenizer, a ``Qwen2VLImageProcessor`` capped at a few hundred pixels' worth of 14x14 patches, and the video
+processor the class requires). transformers builds that processor only where torchvision is installed; without it
+the builder raises :class:`~omnirt.contracts.errors.DependencyUnavailableError`. They resize the input image to about
+one megapixel for the VAE, so their VAE downsamples 8x (as the real one does) to keep the image tokens few.
+
 The text model's vocabulary is shrunk to 512 and its special ids point at the tiny tokenizer's: ``<|endoftext|>``
 (256), ``<|im_end|>`` (258), ``<|vision_start|>`` (259) .. ``<|video_pad|>`` (262). Prompts are wrapped in the
 pipeline's chat template, whose first 34 tokens it drops; with the one-byte-per-token tiny vocabulary that cuts
@@ -27,6 +35,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from omnirt.models.qwen_image.pipeline import require_processor_support
 from omnirt.models.tiny_common import save_tiny_pipeline, seed_everything
 from omnirt.models.tiny_tokenizers import qwen2_tokenizer
 
@@ -104,6 +113,19 @@ SCHEDULER_CONFIG: dict[str, Any] = {
     "time_shift_type": "exponential",
 }
 
+# The edit models' VAE: one more downsampling stage, 8x in all like the real one.
+EDIT_VAE_CONFIG: dict[str, Any] = {**VAE_CONFIG, "dim_mult": [1, 2, 4, 4], "temperal_downsample": [False, True, True]}
+
+# Qwen2-VL image preprocessing: 14x14 patches, 2x2 merged into one image token, two frames per temporal patch; the
+# pixel budget (16 merged tokens at most) is tiny.
+IMAGE_PROCESSOR_CONFIG: dict[str, Any] = {
+    "patch_size": 14,
+    "merge_size": 2,
+    "temporal_patch_size": 2,
+    "min_pixels": 4 * 28 * 28,
+    "max_pixels": 16 * 28 * 28,
+}
+
 DEFAULT_CONFIG: dict[str, Any] = {"height": 32, "width": 32, "num_inference_steps": 2}
 
 
@@ -130,7 +152,38 @@ def _qwen_image() -> QwenImagePipeline:
     )
 
 
-_BUILDERS = {"qwen-image": _qwen_image}
+def _processor() -> Any:
+    """The edit repositories' ``processor``: Qwen2-VL image (and video) preprocessing plus the Qwen2 tokenizer."""
+    from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
+
+    return Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessor(**IMAGE_PROCESSOR_CONFIG),
+        tokenizer=qwen2_tokenizer(),
+        video_processor=Qwen2VLVideoProcessor(**IMAGE_PROCESSOR_CONFIG),
+    )
+
+
+def _edit(class_name: str) -> Any:
+    import diffusers
+    from diffusers import AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImageTransformer2DModel
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    processor = _processor()
+    return getattr(diffusers, class_name)(
+        transformer=QwenImageTransformer2DModel(**TRANSFORMER_CONFIG),
+        vae=AutoencoderKLQwenImage(**EDIT_VAE_CONFIG),
+        scheduler=FlowMatchEulerDiscreteScheduler(**SCHEDULER_CONFIG),
+        text_encoder=Qwen2_5_VLForConditionalGeneration(Qwen2_5_VLConfig(**TEXT_ENCODER_CONFIG)).eval(),
+        tokenizer=qwen2_tokenizer(),
+        processor=processor,
+    )
+
+
+_BUILDERS = {
+    "qwen-image": _qwen_image,
+    "qwen-image-edit": lambda: _edit("QwenImageEditPipeline"),
+    "qwen-image-edit-plus": lambda: _edit("QwenImageEditPlusPipeline"),
+}
 
 
 def build_tiny(model_id: str, target: Path) -> Path:
@@ -138,6 +191,8 @@ def build_tiny(model_id: str, target: Path) -> Path:
     builder = _BUILDERS.get(model_id)
     if builder is None:
         raise ValueError(f"no tiny Qwen-Image builder for {model_id!r}; known: {sorted(_BUILDERS)}")
+    if model_id != "qwen-image":
+        require_processor_support(model_id)
     seed_everything(0)
     pipe = builder()
     return save_tiny_pipeline(pipe, Path(target), model_id=model_id, default_config=dict(DEFAULT_CONFIG))

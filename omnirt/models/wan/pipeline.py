@@ -38,6 +38,7 @@ def _wan(
         resource_hint=HINT,
         **diffusion_contract(
             task,
+            step_cache=True,
             defaults=defaults,
             extra_config=extra_config,
             require_prompt=True,
