@@ -575,6 +575,17 @@ def bench() -> None:
     """Benchmarks, each against a baseline measured side by side."""
 
 
+def _echo_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
+    """A benchmark's rows as JSON, or as a tab-separated table under a header of the row keys."""
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if rows:
+        click.echo("\t".join(rows[0]))
+    for row in rows:
+        click.echo("\t".join(str(value) for value in row.values()))
+
+
 @bench.command("warm-cache")
 @click.option("--model", "models", multiple=True, help="Model id (repeatable); default: sd15, flux-schnell, wan2.1.")
 @click.option("--repeats", type=click.IntRange(1, 100), default=5)
@@ -583,13 +594,7 @@ def bench_warm_cache(models: tuple[str, ...], repeats: int, as_json: bool) -> No
     """Per-request time with weights kept warm versus reloaded, on tiny models on this CPU."""
     from omnirt.bench.warm_cache import DEFAULT_MODELS, measure
 
-    rows = measure(models or DEFAULT_MODELS, repeats)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    click.echo("model\trepeats\treload_median_ms\twarm_median_ms\treload_over_warm")
-    for row in rows:
-        click.echo("\t".join(str(row[key]) for key in row))
+    _echo_rows(measure(models or DEFAULT_MODELS, repeats), as_json)
 
 
 @bench.command("prompt-cache")
@@ -608,13 +613,7 @@ def bench_prompt_cache(variants: tuple[str, ...], repeats: int, as_json: bool) -
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         raise click.UsageError(f"Unknown --model {', '.join(unknown)}; one of {', '.join(VARIANTS)}.")
-    rows = measure(variants or DEFAULT_VARIANTS, repeats)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    click.echo("\t".join(rows[0]))
-    for row in rows:
-        click.echo("\t".join(str(row[key]) for key in row))
+    _echo_rows(measure(variants or DEFAULT_VARIANTS, repeats), as_json)
 
 
 @bench.command("batching")
@@ -654,12 +653,7 @@ def bench_batching(
         models_dir=Path(models_dir) if models_dir else None,
         config=config,
     )
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    click.echo("\t".join(rows[0]))
-    for row in rows:
-        click.echo("\t".join(str(row[key]) for key in row))
+    _echo_rows(rows, as_json)
 
 
 @bench.command("dispatch")

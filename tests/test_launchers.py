@@ -27,6 +27,16 @@ from tests.support.fake_talking_heads import (
 )
 
 FLASHHEAD, LIVEACT, LONGCAT = "soulx-flashhead-1.3b", "soulx-liveact-14b", "longcat-video-avatar-1.5"
+CHECKOUT_PATHS = {  # where each model's weights sit in its fake checkout, as the request config names them
+    FLASHHEAD: {"ckpt_dir": "models/SoulX-FlashHead-1_3B", "wav2vec_dir": "models/wav2vec2-base-960h"},
+    LIVEACT: {"ckpt_dir": "models/LiveAct", "wav2vec_dir": "models/chinese-wav2vec2-base"},
+    LONGCAT: {"ckpt_dir": "weights/LongCat-Video-Avatar"},
+}
+
+
+def checkout_config(model: str, repo: Path, **extra: Any) -> dict[str, Any]:
+    """The request config that runs ``model`` from its fake checkout at ``repo``, with ``extra`` on top."""
+    return {"repo_path": str(repo), **CHECKOUT_PATHS[model], **extra}
 
 
 # -- fixtures ------------------------------------------------------------------------------------------------------
@@ -93,6 +103,18 @@ def streams(path: str) -> dict[str, Any]:
         }
 
 
+def hang_with_helpers(pids: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Make every rank of the fake scripts start a sleeping helper, write both pids to ``pids``, then hang."""
+    monkeypatch.setenv("FAKE_SLEEP", "60")
+    monkeypatch.setenv("FAKE_CHILD_PIDS", str(pids))
+    return pids
+
+
+def started(pids: Path) -> list[int]:
+    """The pids the fake scripts have written so far (ranks and their helpers)."""
+    return [int(pid) for pid in pids.read_text().split()] if pids.exists() else []
+
+
 def alive(pid: int) -> bool:
     """Whether ``pid`` still runs (a zombie waiting for its parent to reap it does not)."""
     try:
@@ -133,14 +155,7 @@ def test_flashhead_runs_generate_video_and_returns_its_muxed_video(
     tmp_path: Path, engine: Any, media: dict[str, Path], shims: dict[str, Path], record: Path
 ) -> None:
     repo = make_flashhead_repo(tmp_path / "SoulX-FlashHead")
-    config = {
-        "repo_path": str(repo),
-        "ckpt_dir": "models/SoulX-FlashHead-1_3B",
-        "wav2vec_dir": "models/wav2vec2-base-960h",
-        "python_executable": str(shims["python"]),
-        "nproc_per_node": 2,
-        "seed": 7,
-    }
+    config = checkout_config(FLASHHEAD, repo, python_executable=str(shims["python"]), nproc_per_node=2, seed=7)
     result, events = run(engine, FLASHHEAD, media, config)
 
     video = result.outputs[0]
@@ -169,16 +184,15 @@ def test_liveact_runs_generate_py_and_moves_its_video_out_of_the_checkout(
     tmp_path: Path, engine: Any, media: dict[str, Path], shims: dict[str, Path], record: Path
 ) -> None:
     repo = make_liveact_repo(tmp_path / "SoulX-LiveAct")
-    config = {
-        "repo_path": str(repo),
-        "ckpt_dir": "models/LiveAct",
-        "wav2vec_dir": "models/chinese-wav2vec2-base",
-        "python_executable": str(shims["python"]),
-        "launcher": "python",
-        "platform": "cuda",  # the public checkout: none of the Ascend extensions
-        "fps": 24,
-        "dura_print": True,
-    }
+    config = checkout_config(
+        LIVEACT,
+        repo,
+        python_executable=str(shims["python"]),
+        launcher="python",
+        platform="cuda",  # the public checkout: none of the Ascend extensions
+        fps=24,
+        dura_print=True,
+    )
     request = GenerateRequest(
         task="audio2video",
         model=LIVEACT,
@@ -202,14 +216,9 @@ def test_liveact_ascend_checkout_prepares_the_text_cache_on_one_device_first(
     tmp_path: Path, engine: Any, media: dict[str, Path], shims: dict[str, Path], record: Path
 ) -> None:
     repo = make_liveact_repo(tmp_path / "SoulX-LiveAct-ascend", ascend=True)
-    config = {
-        "repo_path": str(repo),
-        "ckpt_dir": "models/LiveAct",
-        "wav2vec_dir": "models/chinese-wav2vec2-base",
-        "python_executable": str(shims["python"]),
-        "nproc_per_node": 2,
-        "visible_devices": "4,5",
-    }
+    config = checkout_config(
+        LIVEACT, repo, python_executable=str(shims["python"]), nproc_per_node=2, visible_devices="4,5"
+    )
     result, _ = run(engine, LIVEACT, media, config)
 
     assert streams(result.outputs[0].path)["fps"] == 20.0  # the reference's default
@@ -228,12 +237,7 @@ def test_longcat_runs_the_avatar_script_under_torchrun_with_enough_segments(
     tmp_path: Path, engine: Any, media: dict[str, Path], shims: dict[str, Path], record: Path
 ) -> None:
     repo = make_longcat_repo(tmp_path / "LongCat-Video")
-    config = {
-        "repo_path": str(repo),
-        "ckpt_dir": "weights/LongCat-Video-Avatar",
-        "python_executable": str(shims["python"]),
-        "nproc_per_node": 2,
-    }
+    config = checkout_config(LONGCAT, repo, python_executable=str(shims["python"]), nproc_per_node=2)
     result, events = run(engine, LONGCAT, media, config)
 
     video = result.outputs[0]
@@ -252,14 +256,9 @@ def test_longcat_continuation_segments_cover_long_audio(
     tmp_path: Path, engine: Any, media: dict[str, Path], shims: dict[str, Path], record: Path
 ) -> None:
     repo = make_longcat_repo(tmp_path / "LongCat-Video")
-    config = {
-        "repo_path": str(repo),
-        "ckpt_dir": "weights/LongCat-Video-Avatar",
-        "python_executable": str(shims["python"]),
-        "nproc_per_node": 1,
-        "num_segments": 3,
-        "stage": "at2v",
-    }
+    config = checkout_config(
+        LONGCAT, repo, python_executable=str(shims["python"]), nproc_per_node=1, num_segments=3, stage="at2v"
+    )
     result, _ = run(engine, LONGCAT, {"audio": media["audio"]}, config)
     assert streams(result.outputs[0].path)["frames"] == 93 + 2 * 80  # video_continue_3.mp4: the whole video
 
@@ -272,13 +271,7 @@ def test_a_crashing_script_fails_with_its_log_tail(
 ) -> None:
     repo = make_flashhead_repo(tmp_path / "SoulX-FlashHead")
     monkeypatch.setenv("FAKE_CRASH", "1")
-    config = {
-        "repo_path": str(repo),
-        "ckpt_dir": "models/SoulX-FlashHead-1_3B",
-        "wav2vec_dir": "models/wav2vec2-base-960h",
-        "python_executable": sys.executable,
-        "launcher": "python",
-    }
+    config = checkout_config(FLASHHEAD, repo, python_executable=sys.executable, launcher="python")
     with pytest.raises(ScriptFailedError) as caught:
         run(engine, FLASHHEAD, media, config)
     assert caught.value.code == "script_failed"
@@ -291,23 +284,14 @@ def test_a_script_past_its_timeout_is_stopped_with_everything_it_started(
     tmp_path: Path, engine: Any, media: dict[str, Path], shims: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = make_flashhead_repo(tmp_path / "SoulX-FlashHead")
-    pids = tmp_path / "pids"
-    monkeypatch.setenv("FAKE_SLEEP", "60")
-    monkeypatch.setenv("FAKE_CHILD_PIDS", str(pids))
-    config = {
-        "repo_path": str(repo),
-        "ckpt_dir": "models/SoulX-FlashHead-1_3B",
-        "wav2vec_dir": "models/wav2vec2-base-960h",
-        "python_executable": str(shims["python"]),
-        "nproc_per_node": 2,
-        "timeout": 1.5,
-    }
-    started = time.monotonic()
+    pids = hang_with_helpers(tmp_path / "pids", monkeypatch)
+    config = checkout_config(FLASHHEAD, repo, python_executable=str(shims["python"]), nproc_per_node=2, timeout=1.5)
+    began = time.monotonic()
     with pytest.raises(ScriptTimeoutError) as caught:
         run(engine, FLASHHEAD, media, config)
-    assert time.monotonic() - started < 15
+    assert time.monotonic() - began < 15
     assert caught.value.code == "timeout" and "loading weights" in caught.value.message
-    started_pids = [int(pid) for pid in pids.read_text().split()]
+    started_pids = started(pids)
     assert len(started_pids) == 4  # two ranks, each with a helper
     assert not [pid for pid in started_pids if alive(pid)]
 
@@ -316,15 +300,8 @@ def test_cancel_mid_run_ends_the_whole_process_group(
     tmp_path: Path, engine: Any, media: dict[str, Path], shims: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = make_longcat_repo(tmp_path / "LongCat-Video")
-    pids = tmp_path / "pids"
-    monkeypatch.setenv("FAKE_SLEEP", "60")
-    monkeypatch.setenv("FAKE_CHILD_PIDS", str(pids))
-    config = {
-        "repo_path": str(repo),
-        "ckpt_dir": "weights/LongCat-Video-Avatar",
-        "python_executable": str(shims["python"]),
-        "nproc_per_node": 3,
-    }
+    pids = hang_with_helpers(tmp_path / "pids", monkeypatch)
+    config = checkout_config(LONGCAT, repo, python_executable=str(shims["python"]), nproc_per_node=3)
     cancel = threading.Event()
     outcome: dict[str, Any] = {}
 
@@ -337,9 +314,9 @@ def test_cancel_mid_run_ends_the_whole_process_group(
     thread = threading.Thread(target=job)
     thread.start()
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and (not pids.exists() or len(pids.read_text().split()) < 6):
+    while time.monotonic() < deadline and len(started(pids)) < 6:
         time.sleep(0.05)
-    started_pids = [int(pid) for pid in pids.read_text().split()]
+    started_pids = started(pids)
     assert len(started_pids) == 6 and all(alive(pid) for pid in started_pids)
     cancel.set()
     thread.join(timeout=15)
@@ -362,17 +339,16 @@ def test_env_script_visible_devices_and_accelerate_reach_the_script(
     repo = make_flashhead_repo(tmp_path / "SoulX-FlashHead")
     env_script = tmp_path / "set_env.sh"
     env_script.write_text("export FAKE_MARK=sourced\n")
-    config = {
-        "repo_path": str(repo),
-        "ckpt_dir": "models/SoulX-FlashHead-1_3B",
-        "wav2vec_dir": "models/wav2vec2-base-960h",
-        "python_executable": sys.executable,
-        "launcher": "accelerate",
-        "accelerate_executable": str(shims["accelerate"]),
-        "num_processes": 2,
-        "env_script": str(env_script),
-        "visible_devices": "2,3",
-    }
+    config = checkout_config(
+        FLASHHEAD,
+        repo,
+        python_executable=sys.executable,
+        launcher="accelerate",
+        accelerate_executable=str(shims["accelerate"]),
+        num_processes=2,
+        env_script=str(env_script),
+        visible_devices="2,3",
+    )
     run(engine, FLASHHEAD, media, config)
     for rank in (0, 1):
         env = recorded(record, "generate_video", rank)["env"]
@@ -386,14 +362,13 @@ def test_a_silent_video_gets_the_request_audio(
 ) -> None:
     repo = make_flashhead_repo(tmp_path / "SoulX-FlashHead")
     monkeypatch.setenv("FAKE_SILENT", "1")
-    config = {
-        "repo_path": str(repo),
-        "ckpt_dir": "models/SoulX-FlashHead-1_3B",
-        "wav2vec_dir": "models/wav2vec2-base-960h",
-        "python_executable": sys.executable,
-        "launcher": "python",
-        "fps": 30,  # FlashHead renders at its own 25: said, not hidden
-    }
+    config = checkout_config(
+        FLASHHEAD,
+        repo,
+        python_executable=sys.executable,
+        launcher="python",
+        fps=30,  # FlashHead renders at its own 25: said, not hidden
+    )
     result, events = run(engine, FLASHHEAD, media, config)
     info = streams(result.outputs[0].path)
     assert info["audio"] == [16000] and info["frames"] == 56 and result.outputs[0].fps == 25.0
@@ -406,13 +381,7 @@ def test_bad_switch_values_fail_before_anything_runs(engine: Any, media: dict[st
     from omnirt.contracts.errors import InvalidInputError
 
     repo = make_flashhead_repo(tmp_path / "SoulX-FlashHead")
-    config = {
-        "repo_path": str(repo),
-        "ckpt_dir": "models/SoulX-FlashHead-1_3B",
-        "wav2vec_dir": "models/wav2vec2-base-960h",
-        "latent_carry": "no",
-        "model_type": "max",
-    }
+    config = checkout_config(FLASHHEAD, repo, latent_carry="no", model_type="max")
     with pytest.raises(InvalidInputError) as caught:
         run(engine, FLASHHEAD, media, config)
     assert "config.latent_carry must be true or false" in caught.value.message

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 import omnirt
+from tests.support.opentalking import OPENTALKING_TTS_BODY
 
 SENTENCES = [
     "Please call me back tomorrow morning at nine.",
@@ -167,21 +168,7 @@ def test_stream_route_wav_format_and_errors(service) -> None:
 
 
 def test_opentalking_legacy_tts_call(service) -> None:
-    body = {
-        "text": "Hello from OmniRT.",
-        "voice": "local-default",
-        "model": "IndexTeam/IndexTTS-2",
-        "sample_rate": 16000,
-        "streaming": True,
-        "streaming_mode": "token_window",
-        "max_text_tokens_per_segment": 80,
-        "quick_streaming_tokens": 4,
-        "interval_silence_ms": 0,
-        "token_window_size": 40,
-        "token_window_hop": 96,
-        "token_window_context": 8,
-        "token_window_overlap_ms": 60,
-    }
+    body = {"text": "Hello from OmniRT.", **OPENTALKING_TTS_BODY}
     response = requests.post(f"{service.url}/v1/text2audio/indextts", json=body, timeout=120)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("audio/L16")

@@ -15,6 +15,7 @@ import pytest
 import requests
 
 import omnirt
+from tests.support.opentalking import OPENTALKING_TTS_BODY
 
 LONG_TEXT = " ".join(
     [
@@ -26,22 +27,6 @@ LONG_TEXT = " ".join(
     ]
     * 3
 )
-OPENTALKING_BODY = {  # OpenTalking's TTS request as it sends it (§11 item 7), extras included
-    "voice": "local-default",
-    "model": "IndexTeam/IndexTTS-2",
-    "sample_rate": 16000,
-    "streaming": True,
-    "streaming_mode": "token_window",
-    "max_text_tokens_per_segment": 80,
-    "quick_streaming_tokens": 4,
-    "interval_silence_ms": 0,
-    "token_window_size": 40,
-    "token_window_hop": 96,
-    "token_window_context": 8,
-    "token_window_overlap_ms": 60,
-    "emo_alpha": 0.6,
-    "use_random": False,
-}
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
 
@@ -58,7 +43,7 @@ def http_chunks(response: requests.Response) -> list[tuple[float, bytes]]:
 def test_every_streaming_route_writes_packets_of_at_most_40_ms(service) -> None:
     routes = [
         ("/v1/text2audio/stream", {"text": "Open the window and let some fresh air in.", "model": "hibari-tts"}),
-        ("/v1/text2audio/indextts", {"text": "Open the window and let some fresh air in.", **OPENTALKING_BODY}),
+        ("/v1/text2audio/indextts", {"text": "Open the window and let some fresh air in.", **OPENTALKING_TTS_BODY}),
         ("/v1/audio/speech", {"input": "Open the window and let some fresh air in.", "response_format": "pcm"}),
     ]
     for path, body in routes:
@@ -117,7 +102,9 @@ def test_hibari_leading_phrase_is_short_and_joins_without_a_click(tmp_path) -> N
 
 def test_indextts_route_rejects_a_voice_the_model_lacks(service) -> None:
     rejected = requests.post(
-        f"{service.url}/v1/text2audio/indextts", json={**OPENTALKING_BODY, "text": "Hi.", "voice": "fenrir"}, timeout=60
+        f"{service.url}/v1/text2audio/indextts",
+        json={**OPENTALKING_TTS_BODY, "text": "Hi.", "voice": "fenrir"},
+        timeout=60,
     )
     assert rejected.status_code == 400
     error = rejected.json()["error"]
@@ -133,7 +120,9 @@ def test_indextts_route_honours_the_voice_of_the_configured_model(service, tmp_p
 
     def route(voice: str) -> requests.Response:
         return requests.post(
-            f"{server.url}/v1/text2audio/indextts", json={**OPENTALKING_BODY, "text": text, "voice": voice}, timeout=60
+            f"{server.url}/v1/text2audio/indextts",
+            json={**OPENTALKING_TTS_BODY, "text": text, "voice": voice},
+            timeout=60,
         )
 
     def direct(voice: str) -> bytes:

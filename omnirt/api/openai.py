@@ -6,7 +6,7 @@ The official ``openai`` client works against them unchanged. Images come back as
 
 Bodies and forms are parsed by the schemas below (types, enums, ranges; unknown fields are errors), and the job's
 GenerateRequest is built through the same schema as ``POST /v1/generate``, so a bad value is a 400 before any job
-is recorded.
+is recorded. That request building and the ``{created, data}`` answer serve ``POST /v1/videos/generations`` too.
 """
 
 from __future__ import annotations
@@ -120,15 +120,20 @@ class ImageEditFormSchema(ImageGenerationSchema):
     num_inference_steps = fields.Integer(load_default=None, validate=validate.Range(min=1))
 
 
-def _generate_request(task: str, options: dict[str, Any], inputs: dict[str, Any]) -> GenerateRequest:
-    """The GenerateRequest for parsed image options, through the schema ``/v1/generate`` uses."""
-    config: dict[str, Any] = {}
+def openai_generate_request(
+    task: str,
+    options: dict[str, Any],
+    inputs: dict[str, Any],
+    extra_config: tuple[str, ...],
+    config: dict[str, Any] | None = None,
+) -> GenerateRequest:
+    """The GenerateRequest for parsed OpenAI-style options, through the schema ``/v1/generate`` uses: ``config``
+    plus the options named in ``extra_config`` that are set, ``size`` (``WIDTHxHEIGHT``) as width and height, and
+    ``negative_prompt`` among the inputs."""
+    config = {**(config or {}), **{name: options[name] for name in extra_config if options[name] is not None}}
     if options["size"] not in (None, "auto"):
         width, _, height = options["size"].lower().partition("x")
         config.update(width=int(width), height=int(height))
-    if options["n"] is not None:
-        config["num_images_per_prompt"] = options["n"]
-    config.update({name: options[name] for name in EXTRA_CONFIG if options[name] is not None})
     if options["negative_prompt"] is not None:
         inputs = {**inputs, "negative_prompt": options["negative_prompt"]}
     return GenerateRequestSchema().load(
@@ -136,8 +141,15 @@ def _generate_request(task: str, options: dict[str, Any], inputs: dict[str, Any]
     )
 
 
-def _images_response(job: Job, response_format: str) -> Any:
-    """OpenAI's ``{created, data}`` for a job that succeeded; its error when it failed; the job record (202, as
+def _generate_request(task: str, options: dict[str, Any], inputs: dict[str, Any]) -> GenerateRequest:
+    """The GenerateRequest for parsed image options; ``n`` is the number of images per prompt."""
+    images = {} if options["n"] is None else {"num_images_per_prompt": options["n"]}
+    return openai_generate_request(task, options, inputs, EXTRA_CONFIG, images)
+
+
+def openai_media_response(job: Job, kind: str, response_format: str) -> Any:
+    """OpenAI's ``{created, data}`` over the job's ``kind`` artifacts (``url`` or ``b64_json`` by
+    ``response_format``) for a job that succeeded; its error when it failed; the job record (202, as
     ``POST /v1/generate`` answers) when it is still running at the server's sync timeout."""
     if not job.terminal:
         return accepted(job, True)
@@ -145,7 +157,7 @@ def _images_response(job: Job, response_format: str) -> Any:
         return failed_response(job)
     data = []
     for artifact in job.result["outputs"]:
-        if artifact["kind"] != "image":
+        if artifact["kind"] != kind:
             continue
         if response_format == "b64_json":
             data.append({"b64_json": base64.b64encode(Path(artifact["path"]).read_bytes()).decode("ascii")})
@@ -154,7 +166,7 @@ def _images_response(job: Job, response_format: str) -> Any:
     return jsonify({"created": int(time.time()), "data": data})
 
 
-def _run(request_: GenerateRequest) -> Job:
+def run_synchronously(request_: GenerateRequest) -> Job:
     """Queue the request and wait for it up to the sync timeout; the job as it then is."""
     job, _ = submit(backplane(), request_)
     return wait_for(backplane(), job.id, current_app.config["OMNIRT_SETTINGS"].sync_timeout_s) or job
@@ -174,7 +186,7 @@ def images_generations() -> Any:
     """
     options = ImageGenerationSchema().load(json_object())
     generate_request = _generate_request("text2image", options, {"prompt": options["prompt"]})
-    return _images_response(_run(generate_request), options["response_format"])
+    return openai_media_response(run_synchronously(generate_request), "image", options["response_format"])
 
 
 def _data_url(upload: Any) -> str:
@@ -208,4 +220,5 @@ def images_edits() -> Any:
         task = "inpaint"
     else:
         task = "edit" if "edit" in tasks_of(model) else "image2image"
-    return _images_response(_run(_generate_request(task, options, inputs)), options["response_format"])
+    generate_request = _generate_request(task, options, inputs)
+    return openai_media_response(run_synchronously(generate_request), "image", options["response_format"])

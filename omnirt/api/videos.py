@@ -11,28 +11,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import time
-from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint
 from marshmallow import fields, validate
 
 from omnirt.api.errors import json_object
-from omnirt.api.generate import accepted, failed_response
-from omnirt.api.openai import SIZE_PATTERN
-from omnirt.api.presenters import artifact_url
-from omnirt.api.services import backplane
-from omnirt.api.submission import submit, wait_for
+from omnirt.api.openai import SIZE_PATTERN, openai_generate_request, openai_media_response, run_synchronously
 from omnirt.contracts.schemas import (
     LEGACY_BACKEND_NAMES,
     MAX_NAME_LENGTH,
-    GenerateRequestSchema,
     RequestBodySchema,
     SafeString,
 )
 from omnirt.contracts.types import BACKENDS, GenerateRequest
-from omnirt.jobs.job import Job, JobState
 
 bp = Blueprint("videos", __name__)
 
@@ -90,35 +82,10 @@ def picture_type(head: bytes) -> str | None:
 def video_request(options: dict[str, Any]) -> GenerateRequest:
     """The GenerateRequest for parsed options, through the schema ``POST /v1/generate`` uses."""
     inputs: dict[str, Any] = {"prompt": options["prompt"]}
-    if options["negative_prompt"] is not None:
-        inputs["negative_prompt"] = options["negative_prompt"]
     if options["image"] is not None:
         inputs["image"] = image_input(options["image"])
-    config: dict[str, Any] = {name: options[name] for name in EXTRA_CONFIG if options[name] is not None}
-    if options["size"] not in (None, "auto"):
-        width, _, height = options["size"].lower().partition("x")
-        config.update(width=int(width), height=int(height))
     task = "image2video" if "image" in inputs else "text2video"
-    return GenerateRequestSchema().load(
-        {"task": task, "model": options["model"], "backend": options["backend"], "inputs": inputs, "config": config}
-    )
-
-
-def videos_response(job: Job, response_format: str) -> Any:
-    """``{created, data}`` for a job that succeeded, its error when it failed, the job record (202) while it runs."""
-    if not job.terminal:
-        return accepted(job, True)
-    if job.state != JobState.SUCCEEDED:
-        return failed_response(job)
-    data = []
-    for artifact in job.result["outputs"]:
-        if artifact["kind"] != "video":
-            continue
-        if response_format == "b64_json":
-            data.append({"b64_json": base64.b64encode(Path(artifact["path"]).read_bytes()).decode("ascii")})
-        else:
-            data.append({"url": artifact_url(job.id, artifact["path"])})
-    return jsonify({"created": int(time.time()), "data": data})
+    return openai_generate_request(task, options, inputs, EXTRA_CONFIG)
 
 
 @bp.post("/v1/videos/generations")
@@ -134,7 +101,4 @@ def videos_generations() -> Any:
         403: {description: Model not enabled, content: {application/json: {schema: Error}}}
     """
     options = VideoGenerationSchema().load(json_object())
-    plane = backplane()
-    job, _ = submit(plane, video_request(options))
-    finished = wait_for(plane, job.id, plane.settings.sync_timeout_s) or job
-    return videos_response(finished, options["response_format"])
+    return openai_media_response(run_synchronously(video_request(options)), "video", options["response_format"])

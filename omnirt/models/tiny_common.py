@@ -8,6 +8,7 @@ folder, see :mod:`omnirt.runtime.weights`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,23 @@ def save_tiny_pipeline(pipe: Any, target: Path, *, model_id: str, default_config
     pipe.save_pretrained(target, safe_serialization=True)
     write_folder_defaults(target, model_id=model_id, default_config=default_config, tiny=True)
     return target
+
+
+def build_seeded_tiny(
+    model_id: str,
+    target: Path,
+    *,
+    family: str,
+    builders: Mapping[str, Callable[[], Any]],
+    default_config: dict[str, Any],
+) -> Path:
+    """The usual ``build_tiny``: build ``model_id``'s pipeline from seed 0 with its entry in ``builders`` and save it
+    into ``target`` with ``default_config``. ``family`` names the builders in the error for an unknown id."""
+    builder = builders.get(model_id)
+    if builder is None:
+        raise ValueError(f"no tiny {family} builder for {model_id!r}; known: {sorted(builders)}")
+    seed_everything(0)
+    return save_tiny_pipeline(builder(), Path(target), model_id=model_id, default_config=dict(default_config))
 
 
 def make_tiny(model_id: str, target: Path, task: str | None = None) -> Path:

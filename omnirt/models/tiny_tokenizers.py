@@ -85,14 +85,21 @@ def llama_tokenizer(model_max_length: int = 4096) -> Any:
     return tokenizer
 
 
-def gemma_tokenizer(model_max_length: int = 4096) -> Any:
-    """Gemma BPE with byte fallback: <pad>=0, <eos>=1, <bos>=2, <unk>=3, <0x00>..<0xFF>, the word marker and ASCII."""
+def gemma_tokenizer(model_max_length: int = 4096, *, real_specials: bool = False) -> Any:
+    """Gemma BPE with byte fallback: <pad>=0, <eos>=1, <bos>=2, <unk>=3, <0x00>..<0xFF>, the word marker and ASCII.
+
+    ``real_specials`` keeps two traits of the real tokenizer: <mask> sits at 4, before the bytes (otherwise the
+    library appends it last), and every text starts with <bos>, so that an empty negative prompt is one token.
+    """
     from transformers import GemmaTokenizer
 
     vocab = {"<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3}
+    if real_specials:
+        vocab["<mask>"] = len(vocab)
     for byte in range(256):
         vocab[f"<0x{byte:02X}>"] = len(vocab)
     vocab["▁"] = len(vocab)
     for code in range(33, 127):
         vocab[chr(code)] = len(vocab)
-    return GemmaTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length)
+    bos = {"add_bos_token": True} if real_specials else {}
+    return GemmaTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length, **bos)

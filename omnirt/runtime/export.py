@@ -14,7 +14,8 @@ from typing import Any
 from omnirt.contracts.types import Artifact
 
 
-def _finish(artifact: Artifact) -> Artifact:
+def finished(artifact: Artifact) -> Artifact:
+    """``artifact`` with its file's size and sha256 filled in."""
     path = Path(artifact.path)
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -29,14 +30,14 @@ def write_png(image: Any, path: Path) -> Artifact:
     """Save a PIL image as PNG."""
     path.parent.mkdir(parents=True, exist_ok=True)
     image.convert("RGB").save(path, format="PNG")
-    return _finish(Artifact(kind="image", path=str(path), mime="image/png", width=image.width, height=image.height))
+    return finished(Artifact(kind="image", path=str(path), mime="image/png", width=image.width, height=image.height))
 
 
 def write_text(text: str, path: Path) -> Artifact:
     """Save a transcript (UTF-8)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text + "\n", encoding="utf-8")
-    return _finish(Artifact(kind="text", path=str(path), mime="text/plain"))
+    return finished(Artifact(kind="text", path=str(path), mime="text/plain"))
 
 
 def write_wav(samples: Any, sample_rate: int, path: Path) -> Artifact:
@@ -50,7 +51,7 @@ def write_wav(samples: Any, sample_rate: int, path: Path) -> Artifact:
         handle.setsampwidth(2)
         handle.setframerate(int(sample_rate))
         handle.writeframes(pcm.tobytes())
-    return _finish(
+    return finished(
         Artifact(
             kind="audio",
             path=str(path),
@@ -68,6 +69,24 @@ def _to_int16(samples: Any) -> Any:
         return samples.reshape(-1)
     clipped = np.clip(samples.astype(np.float32).reshape(-1), -1.0, 1.0)
     return (clipped * 32767.0).astype(np.int16)
+
+
+def add_mono_aac(container: Any, sample_rate: int) -> Any:
+    """A mono AAC stream at ``sample_rate`` added to the PyAV output ``container``."""
+    stream = container.add_stream("aac", rate=int(sample_rate))
+    stream.layout = "mono"
+    return stream
+
+
+def mux_mono_audio(container: Any, stream: Any, samples: Any, sample_rate: int) -> None:
+    """Encode mono ``samples`` (float in [-1, 1], or int16) into ``stream`` and mux them, flushing the encoder."""
+    import av
+    import numpy as np
+
+    frame = av.AudioFrame.from_ndarray(_to_int16(np.asarray(samples)).reshape(1, -1), format="s16", layout="mono")
+    frame.sample_rate = int(sample_rate)
+    for packet in [*stream.encode(frame), *stream.encode()]:
+        container.mux(packet)
 
 
 def write_mp4(
@@ -95,8 +114,7 @@ def write_mp4(
         video.options = {"crf": str(crf), "preset": "veryfast"}
         audio_stream = None
         if audio is not None and sample_rate:
-            audio_stream = container.add_stream("aac", rate=int(sample_rate))
-            audio_stream.layout = "mono"
+            audio_stream = add_mono_aac(container, sample_rate)
         for image in frames:
             array = np.asarray(image.convert("RGB"))
             if (even_width, even_height) != (width, height):
@@ -106,14 +124,8 @@ def write_mp4(
         for packet in video.encode():
             container.mux(packet)
         if audio_stream is not None:
-            pcm = _to_int16(np.asarray(audio)).reshape(1, -1)
-            frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-            frame.sample_rate = int(sample_rate)
-            for packet in audio_stream.encode(frame):
-                container.mux(packet)
-            for packet in audio_stream.encode():
-                container.mux(packet)
-    return _finish(
+            mux_mono_audio(container, audio_stream, audio, sample_rate)
+    return finished(
         Artifact(
             kind="video",
             path=str(path),

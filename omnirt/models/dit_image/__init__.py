@@ -1,5 +1,5 @@
 """Experimental image DiTs through diffusers: GLM-Image, HunyuanImage 2.1, Ovis-Image, HiDream-I1, BRIA 3.2,
-Lumina-Next and ChronoEdit (edit).
+Lumina-Next, PixArt-Sigma, Sana and ChronoEdit (edit).
 
 ``pipeline`` registers and runs them from one table; ``tiny`` writes tiny random-weight copies for
 ``omnirt make-tiny``.

@@ -1,6 +1,7 @@
 """Experimental image DiTs served by their own diffusers pipelines, registered from one table.
 
-* text2image: GLM-Image, HunyuanImage 2.1, Ovis-Image, HiDream-I1, BRIA 3.2, Lumina-Next (``lumina-t2x``);
+* text2image: GLM-Image, HunyuanImage 2.1, Ovis-Image, HiDream-I1, BRIA 3.2, Lumina-Next (``lumina-t2x``),
+  PixArt-Sigma and Sana;
 * edit: ChronoEdit, a Wan-based video DiT that edits an image by generating a short clip from it and keeping the
   last frame.
 
@@ -10,6 +11,8 @@ Two behaviours of the libraries' pipelines that a caller sees:
   aspect ratio; the defaults are that area.
 * HunyuanImage 2.1 guides through the guiders saved with the weights (``guider``, ``ocr_guider``), so it takes no
   ``guidance_scale``.
+* PixArt-Sigma and Sana bin resolutions by default: the pipeline renders at the nearest trained aspect ratio and
+  resizes the result to the requested size (``use_resolution_binning``).
 
 OmniGen (``OmniGenPipeline``) is not registered: the pinned diffusers builds its multimodal processor only when
 torchvision imports, and the CPU torch build has no working torchvision.
@@ -41,6 +44,8 @@ class DitImageModel:
     extra_config: tuple[str, ...] = ()
     drop_config: tuple[str, ...] = ()
     negative_prompt: bool = True
+    dtype: str = "bf16"
+    maturity: str = "experimental"
 
 
 def _register(row: DitImageModel) -> Any:
@@ -48,7 +53,7 @@ def _register(row: DitImageModel) -> Any:
         id=row.model_id,
         task=row.task,
         hub_id=row.hub_id,
-        resource_hint={"min_vram_gb": row.min_vram_gb, "dtype": "bf16"},
+        resource_hint={"min_vram_gb": row.min_vram_gb, "dtype": row.dtype},
         **diffusion_contract(
             row.task,
             defaults=row.defaults,
@@ -56,7 +61,7 @@ def _register(row: DitImageModel) -> Any:
             drop_config=row.drop_config,
             negative_prompt=row.negative_prompt,
             tier="experimental",
-            maturity="experimental",
+            maturity=row.maturity,
             summary=row.summary,
         ),
     )
@@ -118,6 +123,36 @@ LUMINA_NEXT = DitImageModel(
     min_vram_gb=16,
     summary="Lumina-Next SFT (Lumina-T2X): Next-DiT text to image with a Gemma text encoder.",
 )
+# PixArt-Sigma and its successor Sana share the pipeline's calling convention (300-token prompts, aspect-ratio
+# binning) and so their defaults.
+BINNED_1K_DEFAULTS = {
+    **SQUARE_1K,
+    "num_inference_steps": 20,
+    "guidance_scale": 4.5,
+    "max_sequence_length": 300,
+    "use_resolution_binning": True,
+}
+PIXART_SIGMA = DitImageModel(
+    "pixart-sigma",
+    "text2image",
+    "PixArt-alpha/PixArt-Sigma-XL-2-1024-MS",
+    defaults=BINNED_1K_DEFAULTS,
+    extra_config=("max_sequence_length", "use_resolution_binning"),
+    min_vram_gb=12,
+    dtype="fp16",
+    maturity="beta",
+    summary="PixArt-Sigma XL: 1024px text to image (DiT, T5 text encoder).",
+)
+SANA = DitImageModel(
+    "sana-1.6b",
+    "text2image",
+    "Efficient-Large-Model/Sana_1600M_1024px_diffusers",
+    defaults=BINNED_1K_DEFAULTS,
+    extra_config=("max_sequence_length", "use_resolution_binning"),
+    min_vram_gb=12,
+    maturity="beta",
+    summary="Sana 1.6B: fast 1024px text to image (linear-attention DiT, Gemma 2 text encoder).",
+)
 CHRONOEDIT = DitImageModel(
     "chronoedit",
     "edit",
@@ -166,6 +201,16 @@ class BriaFamily(DiffusersPipeline):
 @_register(LUMINA_NEXT)
 class LuminaNextFamily(DiffusersPipeline):
     pipeline_classes = {"text2image": "LuminaPipeline"}
+
+
+@_register(PIXART_SIGMA)
+class PixArtSigmaFamily(DiffusersPipeline):
+    pipeline_classes = {"text2image": "PixArtSigmaPipeline"}
+
+
+@_register(SANA)
+class SanaFamily(DiffusersPipeline):
+    pipeline_classes = {"text2image": "SanaPipeline"}
 
 
 @_register(CHRONOEDIT)

@@ -14,6 +14,17 @@ the shared toy encoders, tokenizers and VAEs where the real models share them:
   requested size, so the tiny VAE has one block (no downsampling) and the tiny default is 128x128.
 * ``lumina-t2x``: a Next-DiT over a Gemma encoder's penultimate hidden state (``cross_attention_dim`` = its hidden
   size). The pipeline assumes an 8x VAE, so the tiny VAE keeps four blocks (of four channels).
+* ``pixart-sigma``: a DiT with adaLN-single over a T5 encoder (``caption_channels`` = its ``d_model``), the
+  two-block KL VAE with SDXL's scaling and DPM-Solver++. ``out_channels`` is twice ``latent_channels``: the model
+  also predicts the variance, which the pipeline drops. VAE factor 2 and 2x2 patches: sizes are multiples of 4.
+* ``sana-1.6b``: a linear-attention DiT (patch size 1) over a Gemma 2 encoder's last hidden state
+  (``caption_channels`` = its hidden size), a deep-compression autoencoder with one ResBlock and one EfficientViT
+  stage (2x instead of the real 32x) and DPM-Solver++ on flow-matching sigmas, as the real repository ships it. The
+  pipeline prepends its "complex human instruction" to every prompt: about 1,700 tokens with the one-byte-per-token
+  tiny vocabulary, which the one-layer encoder reads in well under a second.
+
+  For both, ``sample_size`` picks the aspect-ratio bins the pipeline snaps to when ``use_resolution_binning`` is
+  on; the tiny folders turn binning off, so the 32x32 default renders at 32x32.
 * ``hunyuan-image-2.1``: a dual-stream DiT with a token refiner, a Qwen2.5-VL encoder (the Qwen-Image tiny one), a
   ByT5 glyph encoder, the HunyuanImage VAE (its resnets use 32 norm groups, hence 32 channels) and the two guiders.
   The pipeline pads prompts to 1000 tokens; that length is fixed by the library.
@@ -48,6 +59,7 @@ from omnirt.models.tiny_components import (
 from omnirt.models.tiny_tokenizers import (
     byte_level_alphabet,
     clip_tokenizer,
+    gemma_tokenizer,
     llama_tokenizer,
     qwen2_tokenizer,
     t5_tokenizer,
@@ -296,6 +308,100 @@ GLM_VAE: dict[str, Any] = {
     "latents_std": [1.0] * 4,
 }
 
+# T5-XXL v1.1 encoder: the shared tiny T5 with its gated-gelu.
+PIXART_TEXT_ENCODER: dict[str, Any] = {**TINY_T5_CONFIG, "feed_forward_proj": "gated-gelu"}
+
+# The shared two-block KL VAE with SDXL's latent scaling (PixArt-Sigma uses the SDXL VAE).
+PIXART_VAE: dict[str, Any] = {**TINY_KL_VAE_CONFIG, "scaling_factor": 0.13025}
+
+PIXART_TRANSFORMER: dict[str, Any] = {
+    "sample_size": 16,
+    "patch_size": 2,
+    "in_channels": _LATENT_CHANNELS,
+    "out_channels": 2 * _LATENT_CHANNELS,  # noise and variance
+    "num_layers": 2,
+    "num_attention_heads": 2,
+    "attention_head_dim": 8,
+    "cross_attention_dim": 2 * 8,  # heads x head dim
+    "caption_channels": PIXART_TEXT_ENCODER["d_model"],
+    "norm_type": "ada_norm_single",
+    "norm_elementwise_affine": False,
+    "norm_eps": 1e-6,
+    "use_additional_conditions": False,
+    "interpolation_scale": 1,
+}
+
+PIXART_SCHEDULER: dict[str, Any] = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.0001,
+    "beta_end": 0.02,
+    "beta_schedule": "linear",
+    "algorithm_type": "dpmsolver++",
+    "solver_order": 2,
+    "prediction_type": "epsilon",
+}
+
+# Gemma 2 (2B-it in the real model). Ids match ``tiny_tokenizers.gemma_tokenizer``: <pad>=0, <eos>=1, <bos>=2.
+SANA_TEXT_ENCODER: dict[str, Any] = {
+    "vocab_size": 360,
+    "hidden_size": 8,
+    "intermediate_size": 16,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+    "head_dim": 4,
+    "max_position_embeddings": 4096,
+    "pad_token_id": 0,
+    "eos_token_id": 1,
+    "bos_token_id": 2,
+}
+
+# DC-AE with one ResBlock stage and one EfficientViT stage (multi-scale linear attention), as in the real f32c32
+# autoencoder's shallow and deep stages.
+SANA_VAE: dict[str, Any] = {
+    "in_channels": 3,
+    "latent_channels": 4,
+    "attention_head_dim": 2,
+    "encoder_block_types": ("ResBlock", "EfficientViTBlock"),
+    "decoder_block_types": ("ResBlock", "EfficientViTBlock"),
+    "encoder_block_out_channels": (8, 8),
+    "decoder_block_out_channels": (8, 8),
+    "encoder_qkv_multiscales": ((), (5,)),
+    "decoder_qkv_multiscales": ((), (5,)),
+    "encoder_layers_per_block": (1, 1),
+    "decoder_layers_per_block": (1, 1),
+    "downsample_block_type": "conv",
+    "upsample_block_type": "interpolate",
+    "decoder_norm_types": "rms_norm",
+    "decoder_act_fns": "silu",
+    "scaling_factor": 0.41407,
+}
+
+SANA_TRANSFORMER: dict[str, Any] = {
+    "in_channels": SANA_VAE["latent_channels"],
+    "out_channels": SANA_VAE["latent_channels"],
+    "patch_size": 1,
+    "sample_size": 16,
+    "num_layers": 2,
+    "num_attention_heads": 2,
+    "attention_head_dim": 4,
+    "num_cross_attention_heads": 2,
+    "cross_attention_head_dim": 4,
+    "cross_attention_dim": 2 * 4,  # heads x head dim
+    "caption_channels": SANA_TEXT_ENCODER["hidden_size"],
+    "mlp_ratio": 2.5,
+}
+
+# DPM-Solver++ over flow-matching sigmas with a fixed shift: the real repository's scheduler.
+SANA_SCHEDULER: dict[str, Any] = {
+    "num_train_timesteps": 1000,
+    "algorithm_type": "dpmsolver++",
+    "solver_order": 2,
+    "prediction_type": "flow_prediction",
+    "use_flow_sigmas": True,
+    "flow_shift": 3.0,
+}
+
 CHRONOEDIT_SCHEDULER: dict[str, Any] = {"num_train_timesteps": 1000, "shift": 7.0}
 
 DEFAULT_CONFIG: dict[str, Any] = {"height": 32, "width": 32, "num_inference_steps": 2}
@@ -305,6 +411,8 @@ DEFAULT_CONFIGS: dict[str, dict[str, Any]] = {
     "ovis-image": {**DEFAULT_CONFIG, "max_sequence_length": 32},
     "hidream-i1": {"height": 128, "width": 128, "num_inference_steps": 2, "max_sequence_length": 32},
     "lumina-t2x": {**DEFAULT_CONFIG, "max_sequence_length": 32},
+    "pixart-sigma": {**DEFAULT_CONFIG, "max_sequence_length": 32, "use_resolution_binning": False},
+    "sana-1.6b": {**DEFAULT_CONFIG, "max_sequence_length": 32, "use_resolution_binning": False},
     "hunyuan-image-2.1": dict(DEFAULT_CONFIG),
     "chronoedit": dict(DEFAULT_CONFIG),  # and the real max_sequence_length, 512 (see the Wan 2.1 I2V transformer)
     "glm-image": dict(DEFAULT_CONFIG),
@@ -320,20 +428,6 @@ def _t5_encoder(config: dict[str, Any]) -> Any:
     from transformers import T5Config, T5EncoderModel
 
     return T5EncoderModel(T5Config(**config)).eval()
-
-
-def _gemma_tokenizer() -> Any:
-    """Gemma BPE with byte fallback: <pad>=0, <eos>=1, <bos>=2, <unk>=3, <mask>=4, <0x00>..<0xFF>, the word marker,
-    ASCII. Like the real one it starts every text with <bos>, so that an empty negative prompt is one token."""
-    from transformers import GemmaTokenizer
-
-    vocab = {"<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3, "<mask>": 4}
-    for byte in range(256):
-        vocab[f"<0x{byte:02X}>"] = len(vocab)
-    vocab["▁"] = len(vocab)
-    for code in range(33, 127):
-        vocab[chr(code)] = len(vocab)
-    return GemmaTokenizer(vocab=vocab, merges=[], add_bos_token=True)
 
 
 def _glm_processor_tokenizer() -> Any:
@@ -444,7 +538,32 @@ def _lumina() -> Any:
         scheduler=FlowMatchEulerDiscreteScheduler(),
         vae=AutoencoderKL(**LUMINA_VAE),
         text_encoder=GemmaModel(GemmaConfig(**GEMMA_TEXT_ENCODER)).eval(),
-        tokenizer=_gemma_tokenizer(),
+        tokenizer=gemma_tokenizer(real_specials=True),
+    )
+
+
+def _pixart_sigma() -> Any:
+    from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, PixArtSigmaPipeline, PixArtTransformer2DModel
+
+    return PixArtSigmaPipeline(
+        tokenizer=t5_tokenizer(),
+        text_encoder=_t5_encoder(PIXART_TEXT_ENCODER),
+        vae=AutoencoderKL(**PIXART_VAE),
+        transformer=PixArtTransformer2DModel(**PIXART_TRANSFORMER),
+        scheduler=DPMSolverMultistepScheduler(**PIXART_SCHEDULER),
+    )
+
+
+def _sana() -> Any:
+    from diffusers import AutoencoderDC, DPMSolverMultistepScheduler, SanaPipeline, SanaTransformer2DModel
+    from transformers import Gemma2Config, Gemma2Model
+
+    return SanaPipeline(
+        tokenizer=gemma_tokenizer(),
+        text_encoder=Gemma2Model(Gemma2Config(**SANA_TEXT_ENCODER)).eval(),
+        vae=AutoencoderDC(**SANA_VAE),
+        transformer=SanaTransformer2DModel(**SANA_TRANSFORMER),
+        scheduler=DPMSolverMultistepScheduler(**SANA_SCHEDULER),
     )
 
 
@@ -496,6 +615,8 @@ BUILDERS: dict[str, Callable[[], Any]] = {
     "ovis-image": _ovis,
     "hidream-i1": _hidream,
     "lumina-t2x": _lumina,
+    "pixart-sigma": _pixart_sigma,
+    "sana-1.6b": _sana,
     "hunyuan-image-2.1": _hunyuan_image,
     "chronoedit": _chronoedit,
     "glm-image": _glm_image,

@@ -533,7 +533,8 @@ class ExternalScriptPipeline(BasePipeline):
 
     # export: audio muxed, moved into the job's folder ------------------------------------------------------------
     def export(self, ctx: RunContext, decoded: dict[str, Any]) -> list[Artifact]:
-        from omnirt.models.external_avatar.video import finished, mux_audio, probe
+        from omnirt.models.external_avatar.video import mux_audio, probe
+        from omnirt.runtime.export import finished
 
         job: ScriptJob = decoded["job"]
         plan: Plan = decoded["plan"]

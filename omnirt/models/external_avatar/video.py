@@ -3,13 +3,12 @@ audio into it when the script left the video silent (PyAV; the video stream is c
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from omnirt.contracts.types import Artifact
+from omnirt.runtime.export import add_mono_aac, mux_mono_audio
 from omnirt.runtime.launcher import ScriptFailedError
 
 
@@ -54,33 +53,14 @@ def probe(path: Path) -> VideoInfo:
 def mux_audio(source: Path, target: Path, samples: Any, sample_rate: int) -> None:
     """Write ``target``: ``source``'s video stream (copied) with ``samples`` (mono float) as an AAC track."""
     import av
-    import numpy as np
 
-    pcm = (np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0) * 32767.0).astype(np.int16).reshape(1, -1)
     with av.open(str(source)) as inp, av.open(str(target), mode="w") as out:
         video_in = inp.streams.video[0]
         video_out = out.add_stream_from_template(video_in)
-        audio_out = out.add_stream("aac", rate=int(sample_rate))
-        audio_out.layout = "mono"
+        audio_out = add_mono_aac(out, sample_rate)
         for packet in inp.demux(video_in):
             if packet.dts is None:
                 continue
             packet.stream = video_out
             out.mux(packet)
-        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-        frame.sample_rate = int(sample_rate)
-        for packet in audio_out.encode(frame):
-            out.mux(packet)
-        for packet in audio_out.encode():
-            out.mux(packet)
-
-
-def finished(artifact: Artifact) -> Artifact:
-    """``artifact`` with its file's size and sha256 filled in."""
-    path = Path(artifact.path)
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    artifact.sha256, artifact.bytes = digest.hexdigest(), path.stat().st_size
-    return artifact
+        mux_mono_audio(out, audio_out, samples, sample_rate)

@@ -10,24 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from omnirt.models.tiny_common import save_tiny_pipeline, seed_everything
+from omnirt.models.tiny_common import build_seeded_tiny
 from omnirt.models.wan import tiny as wan_tiny
 
 MODEL_IDS = ("helios-t2v", "helios-i2v")
 
-# text_dim is the text encoder's d_model; rope_dim sums to the head dim.
+# The tiny Wan DiT with Helios's RoPE (rope_dim sums to the head dim) and history settings.
 TRANSFORMER: dict[str, Any] = {
-    "patch_size": (1, 2, 2),
-    "num_attention_heads": 2,
-    "attention_head_dim": 12,
-    "in_channels": 16,
-    "out_channels": 16,
-    "text_dim": 32,
-    "freq_dim": 256,
-    "ffn_dim": 32,
-    "num_layers": 2,
-    "cross_attn_norm": True,
-    "qk_norm": "rms_norm_across_heads",
+    **wan_tiny.DIT,
     "rope_dim": (4, 4, 4),
     "has_multi_term_memory_patch": True,
     "guidance_cross_attn": True,
@@ -59,10 +49,5 @@ def _build_pipeline() -> Any:
 
 def build_tiny(model_id: str, target: Path) -> Path:
     """Write a tiny random-weight copy of the Helios checkpoint ``model_id`` into ``target``."""
-    if model_id not in MODEL_IDS:
-        raise ValueError(f"no tiny Helios builder for {model_id!r}; known: {list(MODEL_IDS)}")
-    target = Path(target)
-    seed_everything(0)
-    pipe = _build_pipeline()
-    save_tiny_pipeline(pipe, target, model_id=model_id, default_config=dict(DEFAULT_CONFIG))
-    return target
+    builders = dict.fromkeys(MODEL_IDS, _build_pipeline)
+    return build_seeded_tiny(model_id, target, family="Helios", builders=builders, default_config=DEFAULT_CONFIG)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from omnirt.models.tiny_common import save_tiny_pipeline, seed_everything
+from omnirt.models.tiny_common import build_seeded_tiny
 from omnirt.models.tiny_components import TINY_CLIP_TEXT_CONFIG
 
 MODEL_IDS = ("hunyuan-video",)
@@ -108,10 +108,5 @@ def _build_pipeline() -> Any:
 
 def build_tiny(model_id: str, target: Path) -> Path:
     """Write a tiny random-weight copy of the HunyuanVideo checkpoint ``model_id`` into ``target``."""
-    if model_id not in MODEL_IDS:
-        raise ValueError(f"no tiny HunyuanVideo builder for {model_id!r}; known: {list(MODEL_IDS)}")
-    target = Path(target)
-    seed_everything(0)
-    pipe = _build_pipeline()
-    save_tiny_pipeline(pipe, target, model_id=model_id, default_config=dict(DEFAULT_CONFIG))
-    return target
+    builders = dict.fromkeys(MODEL_IDS, _build_pipeline)
+    return build_seeded_tiny(model_id, target, family="HunyuanVideo", builders=builders, default_config=DEFAULT_CONFIG)

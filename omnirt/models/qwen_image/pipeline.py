@@ -14,30 +14,41 @@ from omnirt.models.diffusers_pipeline import DiffusersPipeline
 from omnirt.registry.registry import register_model
 
 HINT = {"min_vram_gb": 40, "dtype": "bf16"}
-TRUE_CFG = ("true_cfg_scale", "max_sequence_length")
 
 
-@register_model(
-    id="qwen-image",
-    task="text2image",
-    hub_id="Qwen/Qwen-Image",
-    resource_hint=HINT,
-    **diffusion_contract(
-        "text2image",
-        step_cache=True,
-        defaults={
-            "width": 1328,
-            "height": 1328,
-            "num_inference_steps": 50,
-            "true_cfg_scale": 4.0,
-            "max_sequence_length": 512,
-        },
-        extra_config=TRUE_CFG,
-        drop_config=("guidance_scale",),
-        tier="adjacent",
-        maturity="beta",
-        summary="Qwen-Image: text to image with strong text rendering.",
-    ),
+def _qwen(model_id: str, task: str, hub_id: str, *, size: int, summary: str, step_cache: bool = False) -> Any:
+    """Register one Qwen-Image model: they differ only in task, repository, native size and First Block Cache."""
+    return register_model(
+        id=model_id,
+        task=task,
+        hub_id=hub_id,
+        resource_hint=HINT,
+        **diffusion_contract(
+            task,
+            step_cache=step_cache,
+            defaults={
+                "width": size,
+                "height": size,
+                "num_inference_steps": 50,
+                "true_cfg_scale": 4.0,
+                "max_sequence_length": 512,
+            },
+            extra_config=("true_cfg_scale", "max_sequence_length"),
+            drop_config=("guidance_scale",),
+            tier="adjacent",
+            maturity="beta",
+            summary=summary,
+        ),
+    )
+
+
+@_qwen(
+    "qwen-image",
+    "text2image",
+    "Qwen/Qwen-Image",
+    size=1328,
+    step_cache=True,
+    summary="Qwen-Image: text to image with strong text rendering.",
 )
 class QwenImageFamily(DiffusersPipeline):
     pipeline_classes = {"text2image": "QwenImagePipeline"}
@@ -63,38 +74,22 @@ class QwenImageEditing(DiffusersPipeline):
         return super()._load(config)
 
 
-def _qwen_edit(model_id: str, hub_id: str, *, summary: str) -> Any:
-    return register_model(
-        id=model_id,
-        task="edit",
-        hub_id=hub_id,
-        resource_hint=HINT,
-        **diffusion_contract(
-            "edit",
-            defaults={
-                "width": 1024,
-                "height": 1024,
-                "num_inference_steps": 50,
-                "true_cfg_scale": 4.0,
-                "max_sequence_length": 512,
-            },
-            extra_config=TRUE_CFG,
-            drop_config=("guidance_scale",),
-            tier="adjacent",
-            maturity="beta",
-            summary=summary,
-        ),
-    )
-
-
-@_qwen_edit("qwen-image-edit", "Qwen/Qwen-Image-Edit", summary="Qwen-Image-Edit: instruction-based image editing.")
+@_qwen(
+    "qwen-image-edit",
+    "edit",
+    "Qwen/Qwen-Image-Edit",
+    size=1024,
+    summary="Qwen-Image-Edit: instruction-based image editing.",
+)
 class QwenImageEdit(QwenImageEditing):
     pipeline_classes = {"edit": "QwenImageEditPipeline"}
 
 
-@_qwen_edit(
+@_qwen(
     "qwen-image-edit-plus",
+    "edit",
     "Qwen/Qwen-Image-Edit-2509",
+    size=1024,
     summary="Qwen-Image-Edit 2509: instruction-based image editing.",
 )
 class QwenImageEditPlus(QwenImageEditing):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from omnirt.models.tiny_common import save_tiny_pipeline, seed_everything
+from omnirt.models.tiny_common import build_seeded_tiny
 from omnirt.models.wan import tiny as wan_tiny
 
 MODEL_IDS = ("sana-video",)
@@ -88,10 +88,5 @@ def _build_pipeline() -> Any:
 
 def build_tiny(model_id: str, target: Path) -> Path:
     """Write a tiny random-weight copy of the SANA-Video checkpoint ``model_id`` into ``target``."""
-    if model_id not in MODEL_IDS:
-        raise ValueError(f"no tiny SANA-Video builder for {model_id!r}; known: {list(MODEL_IDS)}")
-    target = Path(target)
-    seed_everything(0)
-    pipe = _build_pipeline()
-    save_tiny_pipeline(pipe, target, model_id=model_id, default_config=dict(DEFAULT_CONFIG))
-    return target
+    builders = dict.fromkeys(MODEL_IDS, _build_pipeline)
+    return build_seeded_tiny(model_id, target, family="SANA-Video", builders=builders, default_config=DEFAULT_CONFIG)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from omnirt.models.tiny_common import save_tiny_pipeline, seed_everything
+from omnirt.models.tiny_common import build_seeded_tiny
 from omnirt.models.tiny_components import TINY_CLIP_IMAGE_PROCESSOR_CONFIG, TINY_T5_CONFIG, name_real_image_processor
 
 # Spatial factor 8 (three downsamples), temporal factor 4, 16 latent channels: the real Wan 2.1 VAE's factors.
@@ -36,8 +36,9 @@ VAE: dict[str, Any] = {
 # The shared tiny T5 config, built as a UMT5 encoder like the real umt5-xxl.
 TEXT_ENCODER: dict[str, Any] = TINY_T5_CONFIG
 
-# text_dim is the text encoder's d_model.
-TRANSFORMER_T2V: dict[str, Any] = {
+# The Wan 2.1 DiT at toy width; text_dim is the text encoder's d_model. Helios extends it with its own RoPE and
+# history settings.
+DIT: dict[str, Any] = {
     "patch_size": (1, 2, 2),
     "num_attention_heads": 2,
     "attention_head_dim": 12,
@@ -49,8 +50,9 @@ TRANSFORMER_T2V: dict[str, Any] = {
     "num_layers": 2,
     "cross_attn_norm": True,
     "qk_norm": "rms_norm_across_heads",
-    "rope_max_seq_len": 32,
 }
+
+TRANSFORMER_T2V: dict[str, Any] = {**DIT, "rope_max_seq_len": 32}
 
 # 36 = 16 noisy latent channels + 4 mask channels + 16 channels of the conditioning video's latent.
 TRANSFORMER_I2V_22: dict[str, Any] = {**TRANSFORMER_T2V, "in_channels": 36}
@@ -163,11 +165,6 @@ BUILDERS: dict[str, Callable[[], Any]] = {
 
 def build_tiny(model_id: str, target: Path) -> Path:
     """Write a tiny random-weight copy of the Wan checkpoint ``model_id`` into ``target``."""
-    if model_id not in BUILDERS:
-        raise ValueError(f"no tiny Wan builder for {model_id!r}; known: {sorted(BUILDERS)}")
-    target = Path(target)
-    seed_everything(0)
-    pipe = BUILDERS[model_id]()
-    save_tiny_pipeline(pipe, target, model_id=model_id, default_config=dict(DEFAULT_CONFIG))
+    target = build_seeded_tiny(model_id, target, family="Wan", builders=BUILDERS, default_config=DEFAULT_CONFIG)
     name_real_image_processor(target, "image_processor")  # as the real repositories name it
     return target
