@@ -13,6 +13,7 @@ import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -296,6 +297,42 @@ def test_a_script_past_its_timeout_is_stopped_with_everything_it_started(
     assert not [pid for pid in started_pids if alive(pid)]
 
 
+def test_runs_in_one_liveact_checkout_take_turns(
+    tmp_path: Path, engine: Any, media: dict[str, Path], shims: dict[str, Path], record: Path
+) -> None:
+    """LiveAct writes fixed paths inside its checkout: while another run holds the checkout, a run waits (and a
+    cancel ends the wait); once it is free, the run goes ahead."""
+    from omnirt.runtime.launcher import checkout_lock
+
+    repo = make_liveact_repo(tmp_path / "SoulX-LiveAct")
+    config = checkout_config(LIVEACT, repo, python_executable=str(shims["python"]), launcher="python", platform="cuda")
+    outcomes: dict[str, Any] = {}
+
+    def job(name: str, should_cancel: Any) -> None:
+        try:
+            outcomes[name] = run(engine, LIVEACT, media, config, should_cancel=should_cancel)[0]
+        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+            outcomes[name] = exc
+
+    with checkout_lock(repo):  # another worker's run
+        cancel = threading.Event()
+        waiting = threading.Thread(target=job, args=("cancelled", cancel.is_set))
+        waiting.start()
+        time.sleep(1.0)
+        assert waiting.is_alive() and not Path(f"{record}.generate.0.json").exists()  # the script never started
+        cancel.set()
+        waiting.join(timeout=10)
+        assert isinstance(outcomes["cancelled"], JobCancelledError)
+
+        patient = threading.Thread(target=job, args=("ran", lambda: False))
+        patient.start()
+        time.sleep(0.5)
+        assert patient.is_alive() and not Path(f"{record}.generate.0.json").exists()
+    patient.join(timeout=30)
+    assert outcomes["ran"].outputs[0].mime == "video/mp4"
+    assert recorded(record, "generate")["cwd"] == str(repo)
+
+
 def test_cancel_mid_run_ends_the_whole_process_group(
     tmp_path: Path, engine: Any, media: dict[str, Path], shims: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -378,13 +415,21 @@ def test_a_silent_video_gets_the_request_audio(
 
 
 def test_bad_switch_values_fail_before_anything_runs(engine: Any, media: dict[str, Path], tmp_path: Path) -> None:
-    from omnirt.contracts.errors import InvalidInputError
+    """A request's bad choice is refused by validation (before a job exists); the worker's own defaults
+    (``OMNIRT_FLASHHEAD_CONFIG``) are checked the same way when the job runs."""
+    from omnirt.contracts.errors import InvalidInputError, RequestValidationError
 
     repo = make_flashhead_repo(tmp_path / "SoulX-FlashHead")
-    config = checkout_config(FLASHHEAD, repo, latent_carry="no", model_type="max")
-    with pytest.raises(InvalidInputError) as caught:
+    config = checkout_config(FLASHHEAD, repo, latent_carry="no", model_type="max", nproc_per_node=True)
+    with pytest.raises(RequestValidationError) as refused:
         run(engine, FLASHHEAD, media, config)
-    assert "config.latent_carry must be true or false" in caught.value.message
+    assert "config.latent_carry must be one of true, false, got 'no'" in refused.value.message
+    assert "config.model_type must be one of pro, lite, got 'max'" in refused.value.message
+    assert "config.nproc_per_node must be an integer >= 1, got True" in refused.value.message
+
+    with mock.patch.dict(os.environ, {"OMNIRT_FLASHHEAD_CONFIG": '{"model_type": "max"}'}):
+        with pytest.raises(InvalidInputError) as caught:
+            run(engine, FLASHHEAD, media, checkout_config(FLASHHEAD, repo))
     assert "config.model_type must be one of pro, lite" in caught.value.message
 
 

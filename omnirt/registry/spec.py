@@ -61,6 +61,8 @@ class ModelCapabilities:
     backend_status: dict[str, str] = field(default_factory=dict)
     queue: str | None = None
     prepared_avatars: bool = False  # realtime avatar models that render prepared avatars from the avatar store
+    #: config key -> the values this model accepts for it (checked before a job exists; types compared strictly)
+    config_choices: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,9 @@ VALUE_RULES: dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]] = {
     "strength": (_NUMBER, lambda v: 0 <= v <= 1, "a number in [0, 1]"),
     "dtype": ((str,), lambda v: v in DTYPES, f"one of {', '.join(DTYPES)}"),
     "launcher": ((str,), lambda v: v in ("python", "torchrun", "accelerate"), "one of python, torchrun, accelerate"),
+    "nproc_per_node": ((int,), lambda v: v >= 1, "an integer >= 1"),
+    "num_processes": ((int,), lambda v: v >= 1, "an integer >= 1"),
+    "timeout": (_NUMBER, lambda v: v > 0, "a number of seconds > 0"),
     "group_offload_type": ((str,), lambda v: v in ("block_level", "leaf_level"), "one of block_level, leaf_level"),
     # omnirt/runtime/acceleration.py and omnirt/runtime/prompt_cache.py
     "quantization": ((str,), lambda v: v in QUANTIZATIONS, f"one of {', '.join(QUANTIZATIONS)}"),
@@ -165,6 +168,18 @@ def resolve_config(
     return config, preset
 
 
+def _check_choices(result: ValidationResult, choices: dict[str, tuple[Any, ...]], config: dict[str, Any]) -> None:
+    """The model's own enumerations (``ModelCapabilities.config_choices``): ``1`` is not ``true`` here."""
+    for key, allowed in choices.items():
+        value = config.get(key)
+        if value is not None and not any(type(value) is type(choice) and value == choice for choice in allowed):
+            result.error(f"config.{key} must be one of {', '.join(map(_choice_text, allowed))}, got {value!r}.")
+
+
+def _choice_text(choice: Any) -> str:
+    return json.dumps(choice) if isinstance(choice, bool) else str(choice)
+
+
 def _check_values(result: ValidationResult, config: dict[str, Any]) -> None:
     for key, value in config.items():
         rule = VALUE_RULES.get(key)
@@ -273,6 +288,7 @@ def validate_request(
         )
     _check_inputs(result, spec, request.inputs)
     _check_values(result, {key: value for key, value in config.items() if key in caps.supported_config})
+    _check_choices(result, caps.config_choices, config)
     if config.get("cache") in STEP_CACHES and "cache" in caps.supported_config:
         pipeline_class = getattr(spec.pipeline_cls, "pipeline_classes", {}).get(spec.task)
         if refusal := step_cache_refusal(spec.id, pipeline_class):

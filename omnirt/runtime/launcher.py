@@ -14,6 +14,9 @@ then SIGKILL after a grace period) on cancel, on time-out, and after the script 
 must not keep an accelerator). A script that exits non-zero raises :class:`ScriptFailedError` and one that runs too
 long :class:`ScriptTimeoutError`, both with the output's tail.
 
+A script that writes fixed paths inside its checkout (LiveAct's ``tmp.mp4`` and ``<image>_<audio>.mp4``) runs under
+:func:`checkout_lock`, so that two workers sharing one checkout take turns instead of overwriting each other's files.
+
 None of these upstream scripts keeps a process resident: each loads its weights, renders, writes an MP4 and exits.
 Resident servers (FlashTalk) are supervised by :mod:`omnirt.runtime.resident` instead.
 """
@@ -28,7 +31,8 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +41,8 @@ from omnirt.contracts.errors import JobTimeoutError, OmniRTError
 LAUNCHERS = ("python", "torchrun", "accelerate")
 VISIBLE_DEVICE_VARIABLES = ("CUDA_VISIBLE_DEVICES", "ASCEND_RT_VISIBLE_DEVICES")
 TAIL_LINES = 40  # lines of output kept
+CHECKOUT_LOCK = ".omnirt-run.lock"  # in a checkout whose script writes fixed paths inside it
+LOCK_POLL_S = 0.1
 ERROR_TAIL_LINES = 20  # lines of output an error message quotes
 POLL_S = 0.05
 
@@ -242,3 +248,20 @@ def _signal_group(group: int, sig: int) -> None:
         os.killpg(group, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+@contextmanager
+def checkout_lock(repo: Path, check_cancelled: Callable[[], None] = lambda: None) -> Iterator[None]:
+    """Hold ``repo`` for one run (an ``flock`` on its ``.omnirt-run.lock``, across processes and threads); while
+    another run holds it, wait, calling ``check_cancelled`` (a cancel or the job's time limit ends the wait)."""
+    import fcntl
+
+    with open(Path(repo) / CHECKOUT_LOCK, "a+") as handle:  # closing it releases the lock
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                check_cancelled()
+                time.sleep(LOCK_POLL_S)
+        yield

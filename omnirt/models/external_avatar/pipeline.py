@@ -34,6 +34,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ from omnirt.contracts.errors import DependencyUnavailableError, InvalidInputErro
 from omnirt.contracts.types import Artifact, GenerateResult, RunReport
 from omnirt.models.base import BasePipeline, RunContext
 from omnirt.registry.registry import register_model
-from omnirt.runtime.launcher import LAUNCHERS, Launch, ScriptFailedError, run_script
+from omnirt.runtime.launcher import LAUNCHERS, Launch, ScriptFailedError, checkout_lock, run_script
 from omnirt.settings import Settings
 
 SAMPLE_RATE = 16000  # the request's audio, as muxed into the video when a script leaves it silent
@@ -437,13 +438,16 @@ class ExternalScriptPipeline(BasePipeline):
     def __init__(self, *, spec: Any, backend: Any, dtype: str, **_: Any) -> None:
         super().__init__(spec=spec, backend=backend, dtype=dtype)
         self._scratch: dict[int, list[Path]] = {}  # per run: its scratch folder, files the script left in the checkout
+        self._held: dict[int, ExitStack] = {}  # per run: the checkout lock, held from the launch to the export
 
     def run(self, ctx: RunContext, report: RunReport) -> GenerateResult:
         """The five stages; whatever way the run ends (success, failure, cancel), its scratch files go."""
         self._scratch[id(ctx)] = []
+        self._held[id(ctx)] = ExitStack()
         try:
             return super().run(ctx, report)
         finally:
+            self._held.pop(id(ctx)).close()
             for path in self._scratch.pop(id(ctx), []):
                 if path.is_dir():
                     shutil.rmtree(path, ignore_errors=True)
@@ -502,6 +506,8 @@ class ExternalScriptPipeline(BasePipeline):
     def denoise_loop(self, ctx: RunContext, plan: Plan, conditions: dict[str, Any]) -> dict[str, Any]:
         job: ScriptJob = conditions["job"]
         pattern = re.compile(self.row.progress) if self.row.progress else None
+        if plan.leftovers:  # the script writes fixed paths in its checkout: one run there at a time, to the export
+            self._held[id(ctx)].enter_context(checkout_lock(job.repo, ctx.check_cancelled))
         runs = []
         for launch in plan.launches:
             label = Path(launch.script).name
@@ -696,6 +702,10 @@ def register_script_models() -> None:
             tier="core",
             maturity="beta",
             supports_batching=False,
+            config_choices={
+                **row.choices,
+                **{key: (True, False) for key in BOOLEAN_CONFIG if key in row.supported_config},
+            },
             backend_status=row.backend_status,
             summary=row.summary,
             example=(
