@@ -10,6 +10,7 @@ them, so a gunicorn worker or a Celery child process sees the same settings as t
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
@@ -274,6 +275,18 @@ class Settings:
         ]
 
     @classmethod
+    def as_environment(cls, values: Mapping[str, Any]) -> dict[str, str]:
+        """``{field name: value}`` as ``{OMNIRT_VARIABLE: text}``, the way these declarations read it back (for a
+        child process's environment, or this one's); None and empty values are left out. KeyError for an unknown
+        field."""
+        variables = {name: variable for name, variable, _, _ in cls.options()}
+        return {
+            variables[name]: variable_text(value)
+            for name, value in values.items()
+            if value is not None and value != () and value != []
+        }
+
+    @classmethod
     def is_set(cls, name: str, environ: Mapping[str, str] | None = None) -> bool:
         """Whether the environment gives option ``name`` (under its variable or an older name)."""
         env = os.environ if environ is None else environ
@@ -331,6 +344,19 @@ class Settings:
         return rows
 
 
+def variable_text(value: Any) -> str:
+    """A setting's value as its variable holds it: lists comma-joined, yes/no as 1/0, mappings as JSON."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(item) for item in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    if isinstance(value, float):
+        return format(value, "g")
+    return str(value)
+
+
 def environment_table() -> str:
     """The README's Environment table, generated from the declarations: variable, type, default, doc."""
     types = {item.name: str(item.type) for item in fields(Settings)}
@@ -386,7 +412,6 @@ def _json_object(raw: str | None, variable: str) -> dict[str, Any]:
     """A variable holding a JSON object (empty when unset)."""
     if not raw:
         return {}
-    import json
 
     value = json.loads(raw)
     if not isinstance(value, dict):
@@ -398,7 +423,6 @@ def _limits(raw: str | None) -> dict[str, float]:
     """``OMNIRT_LIMITS``: a JSON object of limits (``{"max_steps": 200, "time_limit_s": 900}``)."""
     if not raw:
         return {}
-    import json
 
     value = json.loads(raw)
     if not isinstance(value, dict) or not all(
@@ -412,7 +436,6 @@ def _aliases(path: str | None) -> dict[str, str]:
     """A model alias map from a JSON or YAML file: a flat mapping, or one nested under ``aliases``."""
     if not path:
         return {}
-    import json
 
     text = Path(path).read_text()
     if path.endswith((".yaml", ".yml")):

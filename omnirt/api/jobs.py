@@ -14,7 +14,7 @@ from omnirt.api.presenters import job_to_dict
 from omnirt.api.services import backplane
 from omnirt.api.sock import sock
 from omnirt.contracts.types import StageEvent
-from omnirt.events.bus import TERMINAL_EVENTS, job_event, valid_id
+from omnirt.events.bus import TERMINAL_EVENTS, Subscription, job_event, valid_id
 from omnirt.jobs.job import JobState, now_ms
 from omnirt.jobs.store import CancelOutcome
 from omnirt.tracing import job_trace
@@ -132,6 +132,25 @@ def sse_frame(entry_id: str, event: StageEvent) -> str:
     return f"id: {entry_id}\nevent: {event.event}\ndata: {json.dumps(event.to_dict(), separators=(',', ':'))}\n\n"
 
 
+def follow_events(
+    plane: Any, job_id: str, subscription: Subscription, wait_s: float, stop: threading.Event | None = None
+) -> Iterator[tuple[str, StageEvent] | None]:
+    """The job's events from ``subscription`` up to its terminal one, and None after each ``wait_s`` without one (a
+    keep-alive tick). Ends early when the job is gone, or has ended and its remaining events expired, or ``stop`` is
+    set (checked before each wait). Shared by the SSE and WebSocket event routes and ``/v1/realtime``."""
+    while stop is None or not stop.is_set():
+        entry = subscription.get(timeout=wait_s)
+        if entry is None:
+            current = plane.store.get(job_id)
+            if current is None or (current.terminal and not plane.events.read(job_id, subscription.cursor)):
+                return  # ended while its events expired
+            yield None
+            continue
+        yield entry
+        if entry[1].event in TERMINAL_EVENTS:
+            return
+
+
 @bp.get("/v1/jobs/<job_id>/events")
 def job_events(job_id: str) -> Any:
     """Server-sent events for a job: replay, then live; resumable with Last-Event-ID; closes after the end.
@@ -148,26 +167,18 @@ def job_events(job_id: str) -> Any:
     after = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or "0-0"
     if not valid_id(after):
         raise ApiError(400, "invalid_request", f"Last-Event-ID '{after}' is not an event id.")
-    bus = backplane().events
+    plane = backplane()
+    bus = plane.events
     keepalive = current_app.config["OMNIRT_SETTINGS"].sse_keepalive_s
-    store = backplane().store
 
     def stream() -> Iterator[str]:
         subscription = bus.subscribe(job_id, after)
         try:
             yield "retry: 2000\n\n"
-            ended = job.terminal and not bus.read(job_id, after)
-            while not ended:
-                entry = subscription.get(timeout=keepalive)
-                if entry is None:
-                    current = store.get(job_id)
-                    if current is None or (current.terminal and not bus.read(job_id, subscription.cursor)):
-                        break
-                    yield ": keep-alive\n\n"
-                    continue
-                entry_id, event = entry
-                yield sse_frame(entry_id, event)
-                ended = event.event in TERMINAL_EVENTS
+            if job.terminal and not bus.read(job_id, after):
+                return
+            for entry in follow_events(plane, job_id, subscription, keepalive):
+                yield ": keep-alive\n\n" if entry is None else sse_frame(*entry)
         finally:
             bus.unsubscribe(subscription)
 
@@ -248,18 +259,12 @@ def job_stream(ws: Any, job_id: str) -> None:
     try:
         if job.terminal and not bus.read(job_id, subscription.cursor):
             return
-        while not closed.is_set():
-            entry = subscription.get(timeout=15.0)
+        for entry in follow_events(plane, job_id, subscription, 15.0, stop=closed):
             if entry is None:
-                current = plane.store.get(job_id)
-                if current is None or (current.terminal and not bus.read(job_id, subscription.cursor)):
-                    return
                 send({"event": "keep_alive", "stage": "job", "timestamp_ms": now_ms(), "data": {}})
-                continue
-            entry_id, event = entry
-            send({**event.to_dict(), "id": entry_id})
-            if event.event in TERMINAL_EVENTS:
-                return
+            else:
+                entry_id, event = entry
+                send({**event.to_dict(), "id": entry_id})
     finally:
         closed.set()
         bus.unsubscribe(subscription)

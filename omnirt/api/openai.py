@@ -71,8 +71,9 @@ def models() -> Any:
         _model_entry(spec.id, spec) for spec in list_available_models(include_aliases=include_aliases) if listed(spec)
     ]
     if include_aliases:  # OpenAI's names and the operator's map, each beside the model it stands for
+        every = list_available_models()
         for name, target in alias_map(settings).items():
-            specs = [spec for spec in list_available_models() if spec.id == target]
+            specs = [spec for spec in every if spec.id == target]
             data += [{**_model_entry(name, spec), "alias_of": spec.id} for spec in specs if listed(spec)]
     return jsonify({"object": "list", "data": data})
 

@@ -32,14 +32,14 @@ from typing import Any
 from flask import Blueprint, current_app
 from marshmallow import ValidationError
 
-from omnirt.api.jobs import cancel_job
+from omnirt.api.jobs import cancel_job, follow_events
 from omnirt.api.presenters import job_to_dict
 from omnirt.api.services import backplane
 from omnirt.api.sock import sock
 from omnirt.api.submission import submit
 from omnirt.contracts.errors import OmniRTError
 from omnirt.contracts.schemas import GenerateRequestSchema, flatten_messages
-from omnirt.events.bus import TERMINAL_EVENTS, Subscription
+from omnirt.events.bus import Subscription
 
 bp = Blueprint("realtime", __name__)
 
@@ -158,17 +158,9 @@ class RealtimeConnection:
 
     def _follow(self, active: ActiveJob) -> None:
         """Post the job's events to the inbox until its terminal one (or its record says it ended)."""
-        bus, store = self.plane.events, self.plane.store
-        while not active.stop.is_set():
-            entry = active.subscription.get(timeout=1.0)
-            if entry is None:
-                job = store.get(active.job_id)
-                if job is None or (job.terminal and not bus.read(active.job_id, active.subscription.cursor)):
-                    break  # ended while its events expired
-                continue
-            self.inbox.put(("event", (active.job_id, entry)))
-            if entry[1].event in TERMINAL_EVENTS:
-                break
+        for entry in follow_events(self.plane, active.job_id, active.subscription, 1.0, stop=active.stop):
+            if entry is not None:
+                self.inbox.put(("event", (active.job_id, entry)))
         self.inbox.put(("ended", (active.job_id, None)))
 
     def _relay(self, kind: str, entry: Any) -> None:

@@ -24,6 +24,7 @@ from dataclasses import replace
 from typing import Any
 
 from omnirt.bench.dispatch import summary
+from omnirt.settings import Settings
 
 CHUNK_SECONDS = 28 / 25
 
@@ -60,7 +61,7 @@ def _weights(model: str, weights: str | None, root: Any) -> None:
         from omnirt.models.tiny_common import make_tiny
 
         make_tiny(model, models / model)
-    os.environ["OMNIRT_MODELS_DIR"] = str(models)
+    os.environ.update(Settings.as_environment({"models_dir": models}))
 
 
 def run(
@@ -81,12 +82,11 @@ def run(
 
     from omnirt.api import create_app
     from omnirt.registry.registry import ensure_models_loaded
-    from omnirt.settings import Settings
 
     if not Settings.is_set("session_capacity"):  # the operator's OMNIRT_SESSION_CAPACITY wins
-        os.environ["OMNIRT_SESSION_CAPACITY"] = str(max_sessions)
+        os.environ.update(Settings.as_environment({"session_capacity": max_sessions}))
     if device != "auto":
-        os.environ["OMNIRT_BACKEND"] = device
+        os.environ.update(Settings.as_environment({"backend": device}))
 
     ensure_models_loaded()
     root = Path(tempfile.mkdtemp())

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from omnirt.bench.dispatch import summary
+from omnirt.settings import Settings
 
 SCHEMA_VERSION = 1
 GENERATION_TASKS = ("text2image", "text2video")
@@ -237,7 +238,7 @@ def _tts(row: dict[str, Any], model: str, device: str, budget: Budget, scratch: 
     label, folder = _weights(model, models_dir, scratch)
     row["weights"] = label
     if folder is not None:  # the engine finds the voice in the models dir
-        os.environ["OMNIRT_MODELS_DIR"] = str(folder.parent)
+        os.environ.update(Settings.as_environment({"models_dir": folder.parent}))
     result = tts.run(model, budget.tts_rounds, None, backend=device)
     first = result["api_first_packet"]
     row["first_audio_packet_ms"] = first["p50_ms"]

@@ -6,9 +6,9 @@ the resolved config without the seed (size, steps, guidance, frames, scheduler, 
 batchable only when
 
 * its model says so (:attr:`ModelCapabilities.supports_batching`; the diffusion families do, speech and avatar
-  models do not) and its pipeline class runs the task batched (``batched_tasks``);
-* the task is text2image or text2video and the inputs are a prompt (a non-empty string) and optionally a negative
-  prompt (whether there is one is part of the key: a pipeline encodes "no negative prompt" its own way);
+  models do not) and its pipeline class runs the task batched (``batched_tasks``: text2image and text2video);
+* the inputs are a prompt (a non-empty string) and optionally a negative prompt (whether there is one is part of the
+  key: a pipeline encodes "no negative prompt" its own way);
 * it asks for one output (``num_images_per_prompt`` 1 or unset), so that one seed draws one output, alone or batched.
 
 The front end stores the key in the job record and enters the job in its key's lobby (:mod:`omnirt.jobs.store`);
@@ -24,7 +24,6 @@ from typing import Any
 from omnirt.contracts.types import GenerateRequest
 from omnirt.registry.spec import ModelSpec
 
-BATCHED_TASKS = ("text2image", "text2video")
 #: request inputs each member of a batch brings on its own
 MEMBER_INPUTS = ("prompt", "negative_prompt")
 #: config keys each member of a batch keeps for itself
@@ -35,9 +34,7 @@ def batch_key(
     spec: ModelSpec, request: GenerateRequest, resolved_config: dict[str, Any], *, backend: str, queue: str
 ) -> str | None:
     """The batch key of ``request`` (validated, with ``resolved_config``), or None when it always runs alone."""
-    if not spec.capabilities.supports_batching or spec.task not in BATCHED_TASKS:
-        return None
-    if spec.task not in getattr(spec.pipeline_cls, "batched_tasks", ()):
+    if not spec.capabilities.supports_batching or spec.task not in getattr(spec.pipeline_cls, "batched_tasks", ()):
         return None
     inputs = request.inputs
     if set(inputs) - set(MEMBER_INPUTS) or not isinstance(inputs.get("prompt"), str) or not inputs["prompt"]:

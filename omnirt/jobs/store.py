@@ -418,7 +418,7 @@ class MemoryJobStore:
         updated = replace(job, state=state, **changes)
         self._jobs[job.id] = updated
         if job.batch_key and state != JobState.QUEUED:  # only queued jobs wait in a lobby
-            self._lobbies.get(job.batch_key, {}).pop(job.id, None)
+            self._drop_from_lobby(job.batch_key, [job.id])
         return updated
 
     def create(self, job: Job, *, event: StageEvent | None = None) -> tuple[Job, bool]:
@@ -549,10 +549,14 @@ class MemoryJobStore:
 
     def leave_lobby(self, batch_key: str, job_ids: list[str]) -> None:
         with self._lock:
-            members = self._lobbies.get(batch_key)
-            if members is None:
-                return
-            for job_id in job_ids:
-                members.pop(job_id, None)
-            if not members:
-                del self._lobbies[batch_key]
+            self._drop_from_lobby(batch_key, job_ids)
+
+    def _drop_from_lobby(self, batch_key: str, job_ids: list[str]) -> None:
+        """Remove ``job_ids`` from the ``batch_key`` lobby, and the lobby once empty (the caller holds the lock)."""
+        members = self._lobbies.get(batch_key)
+        if members is None:
+            return
+        for job_id in job_ids:
+            members.pop(job_id, None)
+        if not members:
+            del self._lobbies[batch_key]

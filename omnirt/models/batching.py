@@ -21,6 +21,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from omnirt.contracts.types import GenerateRequest, GenerateResult, RunReport, StageEvent
+from omnirt.jobs.batching import MEMBER_CONFIG
 from omnirt.models.base import CancelCheck, EventSink, RunContext, StageClock, worker_identity
 
 
@@ -115,8 +116,9 @@ def run_batched(pipeline: Any, members: list[BatchMember], *, batch_group_id: st
 
 
 def _batch_context(members: list[BatchMember]) -> RunContext:
-    """The context of the shared stages: every prompt as a list, the config without the seed, every event to every
-    live member, and a cancel check that drops cancelled members and stops only when none is left."""
+    """The context of the shared stages: every prompt as a list, the config without the members' own keys (the seed),
+    every event to every live member, and a cancel check that drops cancelled members and stops only when none is
+    left."""
     first = members[0]
     inputs: dict[str, Any] = {"prompt": [member.ctx.request.inputs["prompt"] for member in members]}
     if "negative_prompt" in first.ctx.request.inputs:
@@ -126,7 +128,7 @@ def _batch_context(members: list[BatchMember]) -> RunContext:
         model=first.ctx.request.model,
         backend=first.ctx.request.backend,
         inputs=inputs,
-        config={key: value for key, value in first.ctx.request.config.items() if key != "seed"},
+        config={key: value for key, value in first.ctx.request.config.items() if key not in MEMBER_CONFIG},
         adapters=first.ctx.request.adapters,
     )
 
@@ -149,7 +151,7 @@ def _batch_context(members: list[BatchMember]) -> RunContext:
                     member.on_cancelled()
         return all(member.cancelled for member in members)
 
-    config = {key: value for key, value in first.ctx.config.items() if key != "seed"}
+    config = {key: value for key, value in first.ctx.config.items() if key not in MEMBER_CONFIG}
     return RunContext(
         request=request, config=config, output_dir=first.ctx.output_dir, on_event=fan_out, should_cancel=should_cancel
     )

@@ -22,7 +22,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -200,6 +200,7 @@ class DiffusersPipeline(BasePipeline):
         pipe = conditions["pipe"]
         arguments = dict(conditions["arguments"], generator=latents, output_type="pil")
         total = ctx.config.get("num_inference_steps")
+        progress: Any = nullcontext()
         if "callback_on_step_end" in conditions["accepted"]:
 
             def on_step_end(_pipe: Any, index: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
@@ -213,9 +214,12 @@ class DiffusersPipeline(BasePipeline):
                 ctx.step(index, total)
 
             arguments.update(callback=on_step, callback_steps=1)
+        else:  # no step callback at all (HunyuanVideo 1.5): progress from the scheduler
+            progress = _scheduler_step_progress(pipe, ctx)
         import torch
 
         with (
+            progress,
             _input_checks_blame_the_request(pipe),
             self._stage_tracer(pipe, ctx.check_cancelled) as self._trace,
             acceleration.step_cache(pipe, ctx.config) as self._run_timelines,
@@ -295,6 +299,29 @@ class DiffusersPipeline(BasePipeline):
                 handle.remove()
             if vae is not None and "decode" in vars(vae):
                 del vae.decode
+
+
+@contextmanager
+def _scheduler_step_progress(pipe: Any, ctx: RunContext) -> Iterator[None]:
+    """Progress for a pipeline whose call takes no step callback (HunyuanVideo 1.5, driven by a guider): its loop
+    still calls ``scheduler.step`` once per step, so each finished step is reported from there."""
+    scheduler = pipe.scheduler
+    original_step = scheduler.step
+    finished = 0
+
+    def step(*args: Any, **kwargs: Any) -> Any:
+        nonlocal finished
+        output = original_step(*args, **kwargs)
+        ctx.step(finished, getattr(pipe, "_num_timesteps", None) or ctx.config.get("num_inference_steps"))
+        finished += 1
+        return output
+
+    scheduler.step = step
+    try:
+        yield
+    finally:
+        if "step" in vars(scheduler):
+            del scheduler.step
 
 
 @contextmanager

@@ -7,20 +7,20 @@ things are (:class:`Placement`: the Redis URL, the storage paths, the bind addre
 are built here once.
 
 Settings reach a process as environment variables, and only as the variables :mod:`omnirt.settings` declares: a
-profile field or ``settings:`` entry names a :class:`~omnirt.settings.Settings` field, and :func:`settings_env`
-turns it into that field's variable, written so that the field's own parser reads it back.
+profile field or ``settings:`` entry names a :class:`~omnirt.settings.Settings` field, and
+:meth:`Settings.as_environment` turns it into that field's variable, written so that the field's own parser reads it
+back.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from omnirt.profiles.schema import Frontend, Pool, Profile
+from omnirt.settings import Settings
 
 #: Options a profile sets through its own structure; ``settings:`` maps may not set them as well.
 STRUCTURAL_OPTIONS = {
@@ -50,44 +50,11 @@ WORKER_STOP_S = 25
 STOP_GRACE_S = 40  # what a supervisor waits before SIGKILL: above the worker's soft shutdown
 
 
-def env_variable(name: str) -> str:
-    """The environment variable of the settings field ``name`` (KeyError for an unknown field)."""
-    from omnirt.settings import Settings
-
-    for field_name, variable, _, _ in Settings.options():
-        if field_name == name:
-            return variable
-    raise KeyError(name)
-
-
 def declared_variables() -> set[str]:
     """Every ``OMNIRT_*`` variable :mod:`omnirt.settings` declares (its options and their older names)."""
-    from omnirt.settings import ALTERNATE_NAMES, Settings
+    from omnirt.settings import ALTERNATE_NAMES
 
     return {variable for _, variable, _, _ in Settings.options()} | set(ALTERNATE_NAMES.values())
-
-
-def env_value(value: Any) -> str:
-    """A setting's value as its variable holds it: lists comma-joined, yes/no as 1/0, mappings as JSON."""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, (list, tuple)):
-        return ",".join(str(item) for item in value)
-    if isinstance(value, dict):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"))
-    if isinstance(value, float):
-        return format(value, "g")
-    return str(value)
-
-
-def settings_env(values: Mapping[str, Any]) -> dict[str, str]:
-    """``{field name: value}`` as ``{OMNIRT_VARIABLE: text}``, through the declarations (None and empty skipped)."""
-    env: dict[str, str] = {}
-    for name, value in values.items():
-        if value is None or value == () or value == []:
-            continue
-        env[env_variable(name)] = env_value(value)
-    return env
 
 
 @dataclass(frozen=True)
@@ -170,7 +137,7 @@ def common_env(profile: Profile, placement: Placement) -> dict[str, str]:
     """What every process of the fleet shares: Redis, storage, the profile's settings and variables, OTLP."""
     env = dict(profile.env)
     env.update(
-        settings_env(
+        Settings.as_environment(
             {
                 "redis_url": placement.redis_url,
                 "models_dir": placement.models_dir,
@@ -194,7 +161,7 @@ def frontend_env(profile: Profile, frontend: Frontend, placement: Placement) -> 
         "api_key_file": frontend.keys_file,
         **frontend.settings,
     }
-    env.update(settings_env(values))
+    env.update(Settings.as_environment(values))
     if profile.observability.otlp_endpoint:
         env["OTEL_SERVICE_NAME"] = f"omnirt-{frontend.name}"
     return env
@@ -211,7 +178,7 @@ def pool_env(profile: Profile, pool: Pool, placement: Placement) -> dict[str, st
         "worker_device": pool.device,
         **pool.settings,
     }
-    env.update(settings_env(values))
+    env.update(Settings.as_environment(values))
     if profile.observability.otlp_endpoint:
         env["OTEL_SERVICE_NAME"] = f"omnirt-{pool.name}"
     return env

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from omnirt.profiles.plan import STRUCTURAL_OPTIONS, declared_variables, env_value, pool_queues
+from omnirt.profiles.plan import STRUCTURAL_OPTIONS, declared_variables, pool_queues
 from omnirt.profiles.schema import Frontend, Pool, Profile
 
 RESERVED_NAMES = ("redis", "flower", "prometheus", "grafana")
@@ -208,7 +208,7 @@ def _check_memory(pool: Pool, specs_by_model: dict[str, list[Any]], report: Repo
 def _check_options(report: Report, where: str, settings: dict[str, Any], env: dict[str, str]) -> None:
     """``settings:`` names declared options (by field) with values their parsers accept; ``env:`` holds no
     declared option and no undeclared ``OMNIRT_*`` name."""
-    from omnirt.settings import Settings
+    from omnirt.settings import Settings, variable_text
 
     options = {name: variable for name, variable, _, _ in Settings.options()}
     for name, value in settings.items():
@@ -221,7 +221,7 @@ def _check_options(report: Report, where: str, settings: dict[str, Any], env: di
             report.error(where, f"'{name}' is not an OmniRT setting{hint}")
             continue
         try:
-            Settings.value(name, {options[name]: env_value(value)})
+            Settings.value(name, {options[name]: variable_text(value)})
         except (ValueError, TypeError) as exc:
             report.error(where, f"'{name}': {exc}")
     env_where = where.rsplit(".", 1)[0] + ".env" if "." in where else "env"

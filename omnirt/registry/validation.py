@@ -27,6 +27,7 @@ from omnirt.runtime.acceleration import (
     check_acceleration_config,
     step_cache_refusal,
 )
+from omnirt.runtime.launcher import LAUNCHERS
 from omnirt.runtime.placement import OFFLOAD_SWITCHES, parse_device_map, parse_devices
 
 PATH_INPUTS = ("image", "mask", "audio")
@@ -54,7 +55,7 @@ VALUE_RULES: dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]] = {
     "fps": (_NUMBER, lambda v: v > 0, "a number > 0"),
     "strength": (_NUMBER, lambda v: 0 <= v <= 1, "a number in [0, 1]"),
     "dtype": ((str,), lambda v: v in DTYPES, f"one of {', '.join(DTYPES)}"),
-    "launcher": ((str,), lambda v: v in ("python", "torchrun", "accelerate"), "one of python, torchrun, accelerate"),
+    "launcher": ((str,), lambda v: v in LAUNCHERS, f"one of {', '.join(LAUNCHERS)}"),
     "nproc_per_node": ((int,), lambda v: v >= 1, "an integer >= 1"),
     "num_processes": ((int,), lambda v: v >= 1, "an integer >= 1"),
     "timeout": (_NUMBER, lambda v: v > 0, "a number of seconds > 0"),
@@ -168,19 +169,23 @@ def resolve_config(
     return config, preset
 
 
-def _check_choices(result: ValidationResult, choices: dict[str, tuple[Any, ...]], config: dict[str, Any]) -> None:
-    """The model's own enumerations (``ModelCapabilities.config_choices``): ``1`` is not ``true`` here."""
-    for key, allowed in choices.items():
-        value = config.get(key)
-        if value is not None and not any(type(value) is type(choice) and value == choice for choice in allowed):
-            result.error(f"config.{key} must be one of {', '.join(map(_choice_text, allowed))}, got {value!r}.")
+def choice_errors(choices: dict[str, tuple[Any, ...]], config: dict[str, Any]) -> list[str]:
+    """What ``config`` gets wrong against a model's own enumerations (``ModelCapabilities.config_choices``); types
+    are compared strictly (``1`` is not ``true``)."""
+    return [
+        f"config.{key} must be one of {', '.join(map(_choice_text, allowed))}, got {config[key]!r}."
+        for key, allowed in choices.items()
+        if config.get(key) is not None and not any(type(config[key]) is type(c) and config[key] == c for c in allowed)
+    ]
 
 
 def _choice_text(choice: Any) -> str:
     return json.dumps(choice) if isinstance(choice, bool) else str(choice)
 
 
-def _check_values(result: ValidationResult, config: dict[str, Any]) -> None:
+def rule_errors(config: dict[str, Any]) -> list[str]:
+    """What ``config`` gets wrong against the value rules (:data:`VALUE_RULES`: types, ranges, enums)."""
+    errors = []
     for key, value in config.items():
         rule = VALUE_RULES.get(key)
         if rule is None or value is None:
@@ -188,7 +193,13 @@ def _check_values(result: ValidationResult, config: dict[str, Any]) -> None:
         types, predicate, description = rule
         is_bool = isinstance(value, bool)
         if (is_bool and bool not in types) or not isinstance(value, types) or not predicate(value):
-            result.error(f"config.{key} must be {description}, got {value!r}.")
+            errors.append(f"config.{key} must be {description}, got {value!r}.")
+    return errors
+
+
+def _check_values(result: ValidationResult, config: dict[str, Any]) -> None:
+    for message in rule_errors(config):
+        result.error(message)
     steps, strength = config.get("num_inference_steps"), config.get("strength")
     if isinstance(steps, int) and isinstance(strength, (int, float)) and 0 <= strength <= 1 and steps * strength < 1:
         result.error(f"strength {strength} x num_inference_steps {steps} leaves no denoising step; raise either one.")
@@ -288,7 +299,8 @@ def validate_request(
         )
     _check_inputs(result, spec, request.inputs)
     _check_values(result, {key: value for key, value in config.items() if key in caps.supported_config})
-    _check_choices(result, caps.config_choices, config)
+    for message in choice_errors(caps.config_choices, config):
+        result.error(message)
     if config.get("cache") in STEP_CACHES and "cache" in caps.supported_config:
         pipeline_class = getattr(spec.pipeline_cls, "pipeline_classes", {}).get(spec.task)
         if refusal := step_cache_refusal(spec.id, pipeline_class):

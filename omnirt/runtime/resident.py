@@ -17,6 +17,7 @@ import threading
 import time
 
 from omnirt.contracts.errors import OmniRTError
+from omnirt.runtime.launcher import end_group
 
 log = logging.getLogger(__name__)
 
@@ -130,13 +131,7 @@ class ResidentProcess:
             self.tail.append(line.rstrip())
 
     def stop(self) -> None:
+        """End the server and every process it started (its process group): SIGTERM, SIGKILL after 10 s."""
         if self.process is not None and self.process.poll() is None:
-            import os
-            import signal
-
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+            end_group(self.process.pid, self.process, grace_s=10.0)
         self.process = None

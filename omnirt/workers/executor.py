@@ -61,7 +61,7 @@ def execute_job(job_id: str, *, backplane: Backplane, engine: Engine, worker_id:
     ):
         stages = StageSpans()
         try:
-            companions = take_companions(job, backplane=backplane, worker_id=worker_id) if job.batch_key else []
+            companions = take_companions(job, backplane=backplane, worker_id=worker_id)
             if companions:
                 state = execute_batch(
                     [job, *companions], backplane=backplane, engine=engine, worker_id=worker_id, stages=stages

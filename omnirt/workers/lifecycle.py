@@ -165,9 +165,8 @@ class OmniRTStep(bootsteps.StartStopStep):
 
     def __init__(self, worker: Any, **kwargs: Any) -> None:
         super().__init__(worker, **kwargs)
-        os.environ["OMNIRT_WORKER_NODE"] = worker.hostname
         queues = sorted(worker.app.amqp.queues.consume_from or worker.app.amqp.queues)
-        os.environ["OMNIRT_WORKER_QUEUES"] = ",".join(queues)
+        os.environ.update(Settings.as_environment({"worker_node": worker.hostname, "worker_queues": queues}))
         pool = worker.pool_cls if isinstance(worker.pool_cls, str) else getattr(worker.pool_cls, "__module__", "")
         self.in_process = "prefork" not in str(pool)
 

@@ -35,7 +35,7 @@ def split_sentences(text: str) -> list[str]:
 @dataclass(frozen=True)
 class EspeakVoices:
     languages: tuple[str, ...]  # what -v takes, the default (en-us) first: languages and their short aliases
-    files: tuple[str, ...]  # voice files, which -v also takes (gmw/en-US)
+    names: frozenset[str]  # everything -v takes, lower case: the languages and the voice files (gmw/en-us)
     variants: frozenset[str]  # what may follow + (m3, f2, klatt, ...), lower case
 
 
@@ -61,7 +61,8 @@ def read_voices(program: str) -> EspeakVoices:
         for columns in map(str.split, rows("--voices=variant"))
         if len(columns) >= 5
     )
-    return EspeakVoices(tuple(languages), tuple(files), variants)
+    names = frozenset(name.lower() for name in (*languages, *files))
+    return EspeakVoices(tuple(languages), names, variants)
 
 
 @register_model(
@@ -106,8 +107,7 @@ class EspeakTTS(TextToSpeechPipeline):
         installed = self.installed()
         languages = installed.languages
         language, _, variant = voice.partition("+")
-        known = {name.lower() for name in (*languages, *installed.files)}
-        if language.lower() not in known or (variant and variant.lower() not in installed.variants):
+        if language.lower() not in installed.names or (variant and variant.lower() not in installed.variants):
             raise RequestValidationError(
                 f"espeak-ng has no voice '{voice}': use a language, optionally +variant; its languages: "
                 f"{', '.join(languages)}.",

@@ -43,7 +43,8 @@ from omnirt.contracts.errors import DependencyUnavailableError, InvalidInputErro
 from omnirt.contracts.types import Artifact, GenerateResult, RunReport
 from omnirt.models.base import BasePipeline, RunContext
 from omnirt.registry.registry import register_model
-from omnirt.runtime.launcher import LAUNCHERS, Launch, ScriptFailedError, checkout_lock, run_script
+from omnirt.registry.validation import choice_errors, rule_errors
+from omnirt.runtime.launcher import Launch, ScriptFailedError, checkout_lock, run_script
 from omnirt.settings import Settings
 
 SAMPLE_RATE = 16000  # the request's audio, as muxed into the video when a script leaves it silent
@@ -466,7 +467,7 @@ class ExternalScriptPipeline(BasePipeline):
 
         row = self.row
         config = effective_config(row, ctx.config, ctx.request.config)
-        _check_choices(row, config)
+        _check_config(row, config)
         repo = _required_dir(row, "repo_path", config.get("repo_path") or Settings.value(f"{row.settings_prefix}_repo"))
         if not (repo / row.script).is_file():
             raise DependencyUnavailableError(
@@ -600,29 +601,19 @@ def effective_config(row: ScriptModel, resolved: dict[str, Any], requested: dict
     return config
 
 
-def _check_choices(row: ScriptModel, config: dict[str, Any]) -> None:
+def config_choices(row: ScriptModel) -> dict[str, tuple[Any, ...]]:
+    """The row's enumerations and its true/false switches, as the registry checks them."""
+    return {**row.choices, **{key: (True, False) for key in BOOLEAN_CONFIG if key in row.supported_config}}
+
+
+def _check_config(row: ScriptModel, config: dict[str, Any]) -> None:
+    """The checks validation ran on the request, again on the config with this worker's defaults merged in."""
     problems = [
-        f"config.{key} must be one of {', '.join(map(str, allowed))}, got {config[key]!r}"
-        for key, allowed in row.choices.items()
-        if config.get(key) is not None and config[key] not in allowed
+        *choice_errors(config_choices(row), config),
+        *rule_errors({key: config.get(key) for key in LAUNCH_CONFIG}),
     ]
-    problems += [
-        f"config.{key} must be true or false, got {config[key]!r}"
-        for key in BOOLEAN_CONFIG
-        if config.get(key) is not None and not isinstance(config[key], bool)
-    ]
-    launcher = config.get("launcher")
-    if launcher is not None and launcher not in LAUNCHERS:
-        problems.append(f"config.launcher must be one of {', '.join(LAUNCHERS)}, got {launcher!r}")
-    for key in ("nproc_per_node", "num_processes"):
-        value = config.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            problems.append(f"config.{key} must be an integer >= 1, got {value!r}")
-    timeout = config.get("timeout")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
-        problems.append(f"config.timeout must be a number of seconds > 0, got {timeout!r}")
     if problems:
-        raise InvalidInputError(f"{row.id}: " + "; ".join(problems) + ".")
+        raise InvalidInputError(f"{row.id}: " + " ".join(problems))
 
 
 def _required_dir(row: ScriptModel, key: str, value: Any, repo: Path | None = None) -> Path:
@@ -702,10 +693,7 @@ def register_script_models() -> None:
             tier="core",
             maturity="beta",
             supports_batching=False,
-            config_choices={
-                **row.choices,
-                **{key: (True, False) for key in BOOLEAN_CONFIG if key in row.supported_config},
-            },
+            config_choices=config_choices(row),
             backend_status=row.backend_status,
             summary=row.summary,
             example=(

@@ -3,7 +3,7 @@
 The pipelines steer classifier-free guidance through a ``guider`` component instead of a ``guidance_scale``
 argument: a request's ``guidance_scale`` replaces the checkpoint's guider by a copy with that scale for the run, and
 without one the checkpoint's own setting applies. Their ``__call__`` has no step callback, so progress comes from the
-scheduler (:mod:`omnirt.models.scheduler_progress`).
+scheduler (:class:`~omnirt.models.diffusers_pipeline.DiffusersPipeline` does that for any such pipeline).
 
 Image to video takes its resolution from the checkpoint (the transformer's ``target_size``) and the aspect-ratio
 bucket nearest the input image; ``width`` and ``height`` crop the input image to their aspect ratio first, so they
@@ -17,7 +17,6 @@ from typing import Any
 from omnirt.models.base import RunContext
 from omnirt.models.contracts import diffusion_contract
 from omnirt.models.diffusers_pipeline import DiffusersPipeline
-from omnirt.models.scheduler_progress import SchedulerStepProgress
 from omnirt.registry.registry import register_model
 
 VIDEO = {"width": 848, "height": 480, "num_frames": 121, "fps": 24, "num_inference_steps": 50}
@@ -40,7 +39,7 @@ def _hunyuan_video15(model_id: str, task: str, hub_id: str, *, summary: str) -> 
     )
 
 
-class _HunyuanVideo15(SchedulerStepProgress, DiffusersPipeline):
+class _HunyuanVideo15(DiffusersPipeline):
     output_kind = "video"
 
     def adjust_arguments(self, ctx: RunContext, arguments: dict[str, Any]) -> None:
